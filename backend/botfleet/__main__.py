@@ -1,0 +1,3 @@
+from botfleet.cli import main
+
+main()

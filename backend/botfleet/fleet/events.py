@@ -1,0 +1,64 @@
+"""Recording events: one row in SQL (history) and one entry in Redis streams (live feeds).
+
+Used by the api, the agent endpoints and the job worker alike.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from redis.asyncio import Redis
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from botfleet.db.models import Event, utcnow
+from botfleet.fleet import streams
+
+__all__ = ["event_payload", "publish_event", "record_event"]
+
+
+def event_payload(event: Event) -> dict[str, Any]:
+    """The JSON shape of an event in the API and on every stream."""
+    return {
+        "id": event.id,
+        "time": event.time.isoformat(),
+        "kind": event.kind,
+        "host_id": event.host_id,
+        "instance_id": event.instance_id,
+        "job_id": event.job_id,
+        "data": event.data,
+    }
+
+
+async def record_event(
+    session: AsyncSession,
+    *,
+    kind: str,
+    data: dict[str, Any] | None = None,
+    host_id: str | None = None,
+    instance_id: str | None = None,
+    job_id: str | None = None,
+) -> Event:
+    """Add an event row and flush it (so it has its id). The caller commits, then calls
+    :func:`publish_event` so that nothing is streamed that was rolled back."""
+    event = Event(
+        time=utcnow(),
+        kind=kind,
+        host_id=host_id,
+        instance_id=instance_id,
+        job_id=job_id,
+        data=data or {},
+    )
+    session.add(event)
+    await session.flush()
+    return event
+
+
+async def publish_event(redis: Redis, event: Event, *, maxlen: int = 100_000) -> None:
+    """Append a committed event to the fleet-wide stream (and its job's stream)."""
+    data = json.dumps(event_payload(event))
+    async with redis.pipeline(transaction=False) as pipe:
+        pipe.xadd(streams.EVENTS, {"data": data}, maxlen=maxlen, approximate=True)
+        if event.job_id:
+            pipe.xadd(streams.job_events(event.job_id), {"data": data}, maxlen=10_000, approximate=True)
+        await pipe.execute()

@@ -1,0 +1,248 @@
+"""The agent protocol: the only module shared by the controller side (fleet/, api/) and the
+host side (agent/).
+
+Flow (DESIGN.md, Processes):
+1. The agent ``POST /api/v1/agent/announce`` an :class:`Announce` (its snapshot) and gets an
+   :class:`AnnounceReply`.
+2. It follows ``GET /api/v1/agent/commands`` (SSE, resumed with ``Last-Event-ID``); each event's
+   ``data`` is one :class:`Command` as JSON, its ``id`` the Redis stream id.
+3. It ``POST /api/v1/agent/events`` :class:`EventBatch` es numbered by ``seq`` (per agent run,
+   starting at 1 with a fresh ``run_id``); the api ignores a batch whose (run_id, seq) it has
+   already taken, so a retried batch is counted once.
+
+Fencing (invariant 1): every command for an instance carries the instance's ``generation``,
+which only grows. An agent ignores a command whose generation is lower than the one it has
+applied for that instance.
+
+Everything here is pydantic v2 and imports nothing from the server packages.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+__all__ = [
+    "AgentEvent",
+    "Announce",
+    "AnnounceReply",
+    "ApplyCommand",
+    "Autorestart",
+    "Command",
+    "DesiredState",
+    "EventBatch",
+    "EventBatchReply",
+    "HostMetrics",
+    "InstanceSnapshot",
+    "InstanceState",
+    "LogLines",
+    "MetricsEvent",
+    "ProcessSpec",
+    "RemoveCommand",
+    "StateChange",
+    "StopStep",
+    "SyncCommand",
+    "PLACEHOLDERS",
+    "PROTOCOL_VERSION",
+]
+
+PROTOCOL_VERSION = 1
+
+#: Placeholders an agent (or a job worker) replaces in ``ProcessSpec.argv``, ``cwd`` and
+#: ``env`` values by plain string replacement (never ``str.format``):
+#: ``{python}`` its own interpreter, ``{instance_dir}`` the instance's directory on that host,
+#: ``{demo_v7_root}`` the passivbot stand-in's v7 repository root (botfleet/demo/v7root).
+PLACEHOLDERS = ("{python}", "{instance_dir}", "{demo_v7_root}")
+
+
+class InstanceState(StrEnum):
+    """Supervisor's process states (supervisord.org, "Process States"), plus ``UNKNOWN``
+    for an instance whose host is unreachable."""
+
+    STOPPED = "STOPPED"
+    STARTING = "STARTING"
+    RUNNING = "RUNNING"
+    BACKOFF = "BACKOFF"
+    STOPPING = "STOPPING"
+    EXITED = "EXITED"
+    FATAL = "FATAL"
+    UNKNOWN = "UNKNOWN"
+
+
+class DesiredState(StrEnum):
+    RUNNING = "running"
+    STOPPED = "stopped"
+
+
+class Autorestart(StrEnum):
+    """When a process that exited on its own is started again (Supervisor's ``autorestart``:
+    ``unexpected`` is spelled ``on-failure`` as in PM2/systemd)."""
+
+    ALWAYS = "always"
+    ON_FAILURE = "on-failure"
+    NEVER = "never"
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class StopStep(_Model):
+    """One rung of a stop ladder: send ``signal`` (a ``signal.Signals`` name such as
+    ``"SIGINT"``) to the process group, then wait up to ``timeout`` seconds for it to exit."""
+
+    signal: str
+    timeout: float = Field(ge=0)
+
+
+class ProcessSpec(_Model):
+    """How to run one instance on a host. Sizes in bytes, durations in seconds.
+
+    ``files`` maps a path relative to the instance directory to its text content; the agent
+    writes them (atomically) before each start, e.g. ``{"config.json": "..."}``.
+    """
+
+    argv: list[str] = Field(min_length=1)
+    cwd: str | None = None
+    env: dict[str, str] = Field(default_factory=dict)
+    files: dict[str, str] = Field(default_factory=dict)
+    autorestart: Autorestart = Autorestart.ALWAYS
+    exitcodes: list[int] = Field(default_factory=lambda: [0])
+    startsecs: float = Field(default=1.0, ge=0)
+    startretries: int = Field(default=3, ge=0)
+    backoff_initial: float = Field(default=1.0, ge=0)
+    backoff_max: float = Field(default=60.0, ge=0)
+    backoff_reset_after: float = Field(default=60.0, ge=0)
+    stop_ladder: list[StopStep] = Field(
+        default_factory=lambda: [
+            StopStep(signal="SIGINT", timeout=10.0),
+            StopStep(signal="SIGTERM", timeout=5.0),
+            StopStep(signal="SIGKILL", timeout=5.0),
+        ]
+    )
+    add_timestamps: bool = True
+
+
+class ApplyCommand(_Model):
+    """Make an instance match ``desired`` with ``spec``. ``restart=True`` stops a running
+    process and starts it again (a user's ``restart``)."""
+
+    kind: Literal["apply"] = "apply"
+    instance_id: str
+    generation: int = Field(ge=0)
+    desired: DesiredState
+    spec: ProcessSpec
+    restart: bool = False
+
+
+class RemoveCommand(_Model):
+    """Forget an instance (the api only sends it for a stopped instance)."""
+
+    kind: Literal["remove"] = "remove"
+    instance_id: str
+    generation: int = Field(ge=0)
+
+
+class SyncCommand(_Model):
+    """The full desired state of a host, sent after each announce. Instances the agent has
+    that are not listed are left as they are (reported, never stopped implicitly)."""
+
+    kind: Literal["sync"] = "sync"
+    instances: list[ApplyCommand]
+
+
+Command = Annotated[ApplyCommand | RemoveCommand | SyncCommand, Field(discriminator="kind")]
+
+
+class InstanceSnapshot(_Model):
+    instance_id: str
+    generation: int
+    desired: DesiredState
+    state: InstanceState
+    pid: int | None = None
+    started_at: datetime | None = None
+    restart_count: int = 0
+    exit_code: int | None = None
+    exit_signal: str | None = None
+
+
+class HostMetrics(_Model):
+    """Host health. cpu_percent of all cores (0-100), memory and disk in bytes, load averages
+    over 1/5/15 minutes, ``time`` the agent's clock (UTC) for the clock offset."""
+
+    cpu_percent: float
+    memory_total: int
+    memory_used: int
+    disk_total: int
+    disk_free: int
+    load: tuple[float, float, float]
+    time: datetime
+    agent_version: str
+    agent_rss: int
+
+
+class Announce(_Model):
+    host: str
+    agent_version: str
+    protocol_version: int = PROTOCOL_VERSION
+    run_id: str
+    instances_dir: str
+    instances: list[InstanceSnapshot]
+    metrics: HostMetrics | None = None
+
+
+class AnnounceReply(_Model):
+    host_id: str
+    server_time: datetime
+
+
+class StateChange(_Model):
+    """An instance moved from ``old`` to ``new``; ``reason`` is human-readable
+    (``"exited with code 1"``, ``"killed by SIGKILL after stop ladder"``)."""
+
+    kind: Literal["state"] = "state"
+    instance_id: str
+    generation: int
+    old: InstanceState
+    new: InstanceState
+    time: datetime
+    pid: int | None = None
+    restart_count: int = 0
+    exit_code: int | None = None
+    exit_signal: str | None = None
+    reason: str = ""
+
+
+class LogLines(_Model):
+    """Captured output lines of one instance, each already timestamped as written to disk
+    (``2026-08-22T12:34:56.123456Z <line>``). ``first_seq`` numbers the first line; lines are
+    numbered consecutively per instance on that host. ``dropped`` counts lines written to disk
+    but not streamed because the stream could not keep up (they are only on the host's disk)."""
+
+    kind: Literal["log"] = "log"
+    instance_id: str
+    first_seq: int
+    lines: list[str]
+    dropped: int = 0
+
+
+class MetricsEvent(_Model):
+    kind: Literal["metrics"] = "metrics"
+    metrics: HostMetrics
+
+
+AgentEvent = Annotated[StateChange | LogLines | MetricsEvent, Field(discriminator="kind")]
+
+
+class EventBatch(_Model):
+    run_id: str
+    seq: int = Field(ge=1)
+    events: list[AgentEvent]
+
+
+class EventBatchReply(_Model):
+    accepted: bool
+    """False when this (run_id, seq) had already been taken: a retry, ignored."""
