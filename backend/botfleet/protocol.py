@@ -195,8 +195,12 @@ class Announce(_Model):
 
 
 class AnnounceReply(_Model):
+    """``resume_from`` is the command-stream id to follow from (exclusive) when the agent has
+    no id of its own: the entry just before the :class:`SyncCommand` queued for this announce."""
+
     host_id: str
     server_time: datetime
+    resume_from: str
 
 
 class StateChange(_Model):

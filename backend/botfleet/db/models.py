@@ -135,6 +135,7 @@ class Instance(Base):
     profile: Mapped[str] = mapped_column(String(32))
     simulated: Mapped[bool] = mapped_column(Boolean, default=False)
     argv: Mapped[list[str] | None] = mapped_column(JSON, default=None)
+    env: Mapped[dict[str, Any]] = mapped_column(default=dict)
     labels: Mapped[dict[str, Any]] = mapped_column(default=dict)
     supervision: Mapped[dict[str, Any]] = mapped_column(default=dict)
     desired_state: Mapped[str] = mapped_column(String(16), default="stopped")
