@@ -1,0 +1,250 @@
+"""Output capture of one instance through a named pipe (FIFO) in its agent dir.
+
+Why a FIFO and who holds which end:
+
+- The bot's stdout and stderr are a blocking write end of ``.botfleet/output.fifo``.
+- The agent holds a non-blocking read end (pipe buffer raised to 1 MiB with
+  ``F_SETPIPE_SZ``) watched with ``loop.add_reader``, plus a write end of its own so the read
+  end never sees end-of-file (no busy wake-ups between a bot's exit and its restart).
+- The bot also inherits the agent's read end (``pass_fds``) and never reads it. So the pipe
+  has a reader for as long as the bot lives: if the agent dies, the bot gets no EPIPE/SIGPIPE;
+  its output waits in the kernel buffer and the next agent opens the FIFO by path and goes on
+  from the next byte. (If the agent stays down while the bot writes more than the buffer,
+  the bot blocks in write() until an agent reads again: it is paused, not killed, and no line
+  is lost. Output of a bot that ends while no agent runs is lost with the pipe.)
+
+Each read (up to 1 MiB) is handled with bytes operations only: one timestamp per read put at
+every line start (``2026-08-22T12:34:56.123456Z ``), one write to :class:`OutputLog`, then, if
+the stream queue has room, one decode and split into lines for the api. The queue is bounded
+(lines); on overflow lines are counted in ``dropped`` and only the disk has them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import fcntl
+import os
+import stat
+from collections import deque
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+
+import structlog
+
+from botfleet.agent.logfile import OutputLog
+from botfleet.protocol import LogLines
+
+__all__ = ["OutputCapture", "timestamp"]
+
+log = structlog.get_logger(__name__)
+
+F_SETPIPE_SZ = 1031  # linux/fcntl.h (F_LINUX_SPECIFIC_BASE + 7)
+PIPE_SIZE = 1 << 20
+READ_SIZE = 1 << 20
+READS_PER_WAKEUP = 8
+PARTIAL_MAX = 64 * 1024
+
+
+def timestamp() -> bytes:
+    """Now in UTC as ``b"2026-08-22T12:34:56.123456Z "`` (ISO 8601, microseconds, Z)."""
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ ").encode()
+
+
+def _pipe_size() -> int:
+    try:
+        limit = int(Path("/proc/sys/fs/pipe-max-size").read_text())
+    except (OSError, ValueError):
+        limit = PIPE_SIZE
+    return min(PIPE_SIZE, limit)
+
+
+class OutputCapture:
+    """The FIFO, its readers and the stream queue of one instance.
+
+    ``on_output`` is called (synchronously, from the event loop) when the stream queue goes
+    from empty to non-empty; :meth:`take` then returns the queued lines.
+    """
+
+    def __init__(
+        self,
+        instance_id: str,
+        fifo: Path,
+        output: OutputLog,
+        *,
+        add_timestamps: bool,
+        queue_lines: int,
+        on_output: Callable[[], None] | None,
+    ) -> None:
+        self.instance_id = instance_id
+        self.fifo = fifo
+        self.output = output
+        self.add_timestamps = add_timestamps
+        self._queue_lines = queue_lines
+        self._on_output = on_output
+        self._queue: deque[tuple[int, list[str]]] = deque()
+        self._queued = 0
+        self._dropped = 0
+        self._partial = output.tail  # unfinished last line, as in the file
+        self._rfd = -1
+        self._keep_wfd = -1
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self.disk_error: str | None = None
+
+    # -- the pipe ----------------------------------------------------------------------------
+
+    def open(self) -> None:
+        """Create the FIFO if needed (replacing anything else at its path), open the agent's
+        ends and start reading. Idempotent. Raises OSError when the FIFO cannot be made."""
+        if self._rfd >= 0:
+            return
+        self.fifo.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            if not stat.S_ISFIFO(os.lstat(self.fifo).st_mode):
+                self.fifo.unlink()
+                os.mkfifo(self.fifo, 0o600)
+        except FileNotFoundError:
+            os.mkfifo(self.fifo, 0o600)
+        self._rfd = os.open(self.fifo, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+        self._keep_wfd = os.open(self.fifo, os.O_WRONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+        try:
+            fcntl.fcntl(self._rfd, F_SETPIPE_SZ, _pipe_size())
+        except OSError as exc:  # EPERM above the limit for non-root, EBUSY if data is larger
+            log.warning("pipe size not raised", instance_id=self.instance_id, error=str(exc))
+        self._loop = asyncio.get_running_loop()
+        self._loop.add_reader(self._rfd, self._on_readable)
+
+    def child_fds(self) -> tuple[int, int]:
+        """``(stdout_fd, reader_fd)`` for a new process: a fresh blocking write end (the caller
+        closes it after the spawn) and the read end the child must inherit (``pass_fds``)."""
+        self.open()
+        wfd = os.open(self.fifo, os.O_WRONLY | os.O_CLOEXEC)  # a reader exists: no blocking
+        return wfd, self._rfd
+
+    def close(self) -> None:
+        """Read what is in the pipe now, stop reading and close the agent's ends (the bot keeps
+        its own). Idempotent."""
+        if self._rfd < 0:
+            return
+        self._on_readable()
+        assert self._loop is not None
+        self._loop.remove_reader(self._rfd)
+        os.close(self._rfd)
+        os.close(self._keep_wfd)
+        self._rfd = self._keep_wfd = -1
+        self.output.close()
+
+    def _on_readable(self) -> None:
+        for _ in range(READS_PER_WAKEUP):
+            try:
+                data = os.read(self._rfd, READ_SIZE)
+            except BlockingIOError:
+                return
+            if not data:
+                return
+            self.consume(data)
+            if len(data) < READ_SIZE:
+                return
+
+    # -- one read ----------------------------------------------------------------------------
+
+    def consume(self, data: bytes) -> None:
+        """Handle one read of the bot's output: timestamp, write to disk, queue for the api."""
+        out = self.output
+        ends_line = data.endswith(b"\n")
+        lines = data.count(b"\n")
+        if self.add_timestamps:
+            ts = timestamp()
+            body = data.replace(b"\n", b"\n" + ts)
+            if ends_line:
+                body = body[: -len(ts)]
+            if out.at_line_start:
+                body = ts + body
+        else:
+            body = data
+        first_seq = out.next_seq
+        try:
+            out.write(body, lines, ends_line)
+        except OSError as exc:  # the disk is full: the bot must not stop because of that
+            out.next_seq += lines
+            out.at_line_start = ends_line
+            if self.disk_error != str(exc):
+                self.disk_error = str(exc)
+                log.error("cannot write bot output", instance_id=self.instance_id, error=str(exc))
+        self._enqueue(body, lines, first_seq)
+
+    def _enqueue(self, body: bytes, lines: int, first_seq: int) -> None:
+        if not lines:
+            if len(self._partial) < PARTIAL_MAX:
+                self._partial += body
+            return
+        head, _, rest = body.rpartition(b"\n")
+        room = self._queue_lines - self._queued
+        if room <= 0:
+            self._dropped += lines
+            self._partial = rest[:PARTIAL_MAX]
+            return
+        if self._partial:
+            head = self._partial + head
+        self._partial = rest[:PARTIAL_MAX]
+        texts = head.decode("utf-8", "replace").split("\n")
+        if len(texts) > room:
+            self._dropped += len(texts) - room
+            del texts[room:]
+        was_empty = not self._queued
+        self._queue.append((first_seq, texts))
+        self._queued += len(texts)
+        if was_empty and self._on_output is not None:
+            self._on_output()
+
+    # -- the stream --------------------------------------------------------------------------
+
+    @property
+    def pending(self) -> int:
+        """Lines waiting in the stream queue."""
+        return self._queued
+
+    @property
+    def dropped(self) -> int:
+        """Lines not queued for the api since the last :meth:`take` (they are on disk)."""
+        return self._dropped
+
+    def take(self, max_lines: int) -> list[LogLines]:
+        """Pop up to ``max_lines`` queued lines as LogLines events (one per run of consecutive
+        numbers); the first carries and resets the dropped count. Empty when nothing waits."""
+        events: list[LogLines] = []
+        dropped, self._dropped = self._dropped, 0
+        while self._queue and max_lines > 0:
+            first, texts = self._queue[0]
+            if len(texts) > max_lines:
+                part, self._queue[0] = texts[:max_lines], (first + max_lines, texts[max_lines:])
+            else:
+                part = texts
+                self._queue.popleft()
+            self._queued -= len(part)
+            max_lines -= len(part)
+            if events and events[-1].first_seq + len(events[-1].lines) == first:
+                prev = events.pop()
+                events.append(
+                    LogLines.model_construct(
+                        instance_id=self.instance_id,
+                        first_seq=prev.first_seq,
+                        lines=prev.lines + part,
+                        dropped=prev.dropped,
+                    )
+                )
+            else:
+                events.append(
+                    LogLines.model_construct(
+                        instance_id=self.instance_id, first_seq=first, lines=part, dropped=dropped
+                    )
+                )
+                dropped = 0
+        if dropped:  # nothing was queued: report the count alone
+            events.append(
+                LogLines.model_construct(
+                    instance_id=self.instance_id, first_seq=self.output.next_seq, lines=[],
+                    dropped=dropped,
+                )
+            )
+        return events

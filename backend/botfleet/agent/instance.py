@@ -1,0 +1,447 @@
+"""One supervised instance: Supervisor's process state machine (supervisord.org, "Process
+States"), driven by events (pidfd readable, ``loop.call_later`` timers), never by polling.
+
+::
+
+    STOPPED/EXITED/FATAL --start--> STARTING --startsecs elapsed--> RUNNING
+    STARTING --exit--> BACKOFF --delay--> STARTING     (a failed start; after startretries
+                       BACKOFF ... --------> FATAL       retries in a row: FATAL)
+    RUNNING --exit--> BACKOFF --delay--> STARTING      (autorestart says restart)
+    RUNNING --exit--> EXITED                           (autorestart says no)
+    STARTING/RUNNING --stop--> STOPPING --ladder done--> STOPPED
+    BACKOFF/EXITED/FATAL --stop--> STOPPED
+
+``startretries = N``: N retries after a failed start, so the N+1-th failure in a row is FATAL
+(supervisord's rule). The backoff delay starts at ``backoff_initial``, doubles per restart up
+to ``backoff_max`` and is reset by a run that lasted ``backoff_reset_after`` seconds. FATAL
+stays until a command with a higher generation starts the instance again.
+
+Persistence: every state change rewrites ``.botfleet/state.json`` (atomic) with the applied
+command and the process record, so a new agent can adopt the process (see
+:meth:`Instance.restore`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import structlog
+
+from botfleet.agent import process
+from botfleet.agent.capture import OutputCapture
+from botfleet.agent.layout import InstancePaths, SpecError, atomic_write_bytes, render_spec
+from botfleet.agent.logfile import OutputLog
+from botfleet.protocol import (
+    ApplyCommand,
+    Autorestart,
+    DesiredState,
+    InstanceSnapshot,
+    InstanceState,
+    StateChange,
+)
+
+__all__ = ["Instance", "InstanceContext"]
+
+log = structlog.get_logger(__name__)
+S = InstanceState
+UP = (S.STARTING, S.RUNNING)
+
+
+@dataclass(frozen=True, slots=True)
+class InstanceContext:
+    """What an instance needs from its supervisor."""
+
+    emit: Callable[[StateChange], None]
+    on_output: Callable[[], None] | None
+    log_max_bytes: int
+    log_backups: int
+    queue_lines: int
+
+
+class Instance:
+    """One instance's state machine and process. Create it with :meth:`from_command` or
+    :meth:`restore`; drive it with :meth:`converge` (serialised by a lock) and stop reading
+    with :meth:`detach` (the process keeps running)."""
+
+    def __init__(self, ctx: InstanceContext, paths: InstancePaths, command: ApplyCommand) -> None:
+        self.ctx = ctx
+        self.paths = paths
+        self.command = command
+        self.state = S.STOPPED
+        self.pid: int | None = None
+        self.pgid: int | None = None
+        self.proc_create_time: float | None = None
+        self.started_at: datetime | None = None
+        self.restart_count = 0
+        self.exit_code: int | None = None
+        self.exit_signal: str | None = None
+        self._own_child = False
+        self._start_mono = 0.0
+        self._fast_failures = 0
+        self._delay: float | None = None
+        self._pidfd = -1
+        self._timer: asyncio.TimerHandle | None = None
+        self._exit_waiter: asyncio.Future[process.Exit] | None = None
+        self._lock = asyncio.Lock()
+        self._loop = asyncio.get_running_loop()
+        self.capture: OutputCapture | None = None
+
+    # -- identity ------------------------------------------------------------------------------
+
+    @property
+    def instance_id(self) -> str:
+        return self.command.instance_id
+
+    @property
+    def generation(self) -> int:
+        return self.command.generation
+
+    def snapshot(self) -> InstanceSnapshot:
+        """The instance as the api sees it (announce)."""
+        return InstanceSnapshot(
+            instance_id=self.instance_id,
+            generation=self.generation,
+            desired=self.command.desired,
+            state=self.state,
+            pid=self.pid,
+            started_at=self.started_at,
+            restart_count=self.restart_count,
+            exit_code=self.exit_code,
+            exit_signal=self.exit_signal,
+        )
+
+    # -- persistence ---------------------------------------------------------------------------
+
+    def save(self) -> None:
+        """Write ``state.json``: the command, the state and the process record."""
+        record: dict[str, Any] | None = None
+        if self.pid is not None:
+            record = {
+                "pid": self.pid,
+                "pgid": self.pgid,
+                "create_time": self.proc_create_time,
+                "started_at": self.started_at.isoformat() if self.started_at else None,
+            }
+        doc = {
+            "command": self.command.model_dump(mode="json"),
+            "state": self.state.value,
+            "process": record,
+            "restart_count": self.restart_count,
+            "exit_code": self.exit_code,
+            "exit_signal": self.exit_signal,
+        }
+        atomic_write_bytes(self.paths.state, json.dumps(doc, separators=(",", ":")).encode())
+
+    def _set(self, new: InstanceState, reason: str) -> None:
+        old, self.state = self.state, new
+        self.save()
+        event = StateChange(
+            instance_id=self.instance_id,
+            generation=self.generation,
+            old=old,
+            new=new,
+            time=datetime.now(UTC),
+            pid=self.pid,
+            restart_count=self.restart_count,
+            exit_code=self.exit_code,
+            exit_signal=self.exit_signal,
+            reason=reason,
+        )
+        log.info("instance state", instance_id=self.instance_id, old=old.value, new=new.value,
+                 pid=self.pid, reason=reason)
+        self.ctx.emit(event)
+
+    # -- output --------------------------------------------------------------------------------
+
+    def _capture(self) -> OutputCapture:
+        if self.capture is None:
+            output = OutputLog(self.paths.log_dir, self.ctx.log_max_bytes, self.ctx.log_backups)
+            self.capture = OutputCapture(
+                self.instance_id,
+                self.paths.fifo,
+                output,
+                add_timestamps=self.command.spec.add_timestamps,
+                queue_lines=self.ctx.queue_lines,
+                on_output=self.ctx.on_output,
+            )
+        self.capture.add_timestamps = self.command.spec.add_timestamps
+        self.capture.open()
+        return self.capture
+
+    # -- starting ------------------------------------------------------------------------------
+
+    def _cancel_timer(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    def _spawn(self, reason: str) -> None:
+        """Start the process now (from a timer, an exit callback or converge)."""
+        self._timer = None
+        if self.command.desired != DesiredState.RUNNING or self.state in (*UP, S.STOPPING):
+            return
+        spec = self.command.spec
+        try:
+            command = render_spec(spec, self.paths.dir)
+            for path, text in command.files.items():
+                atomic_write_bytes(path, text.encode())
+            capture = self._capture()
+            wfd, rfd = capture.child_fds()
+        except (SpecError, OSError) as exc:
+            self.exit_code = self.exit_signal = None
+            self._set(S.FATAL, f"cannot prepare the start: {exc}")
+            return
+        try:
+            pid = process.spawn(command, wfd, rfd)
+        except OSError as exc:
+            self._failed_start(f"cannot start {command.argv[0]!r}: {exc}")
+            return
+        finally:
+            os.close(wfd)
+        self._watch(pid, own_child=True)
+        self.proc_create_time = process.create_time(pid)
+        self.started_at = datetime.now(UTC)
+        self._start_mono = time.monotonic()
+        self.exit_code = self.exit_signal = None
+        self._set(S.STARTING, reason)
+        self._arm_startsecs(spec.startsecs)
+
+    def _watch(self, pid: int, *, own_child: bool) -> None:
+        self.pid = self.pgid = pid
+        self._own_child = own_child
+        self._pidfd = os.pidfd_open(pid)
+        self._loop.add_reader(self._pidfd, self._on_exit)
+
+    def _arm_startsecs(self, remaining: float) -> None:
+        if remaining <= 0:
+            self._on_started()
+        else:
+            self._timer = self._loop.call_later(remaining, self._on_started)
+
+    def _on_started(self) -> None:
+        self._timer = None
+        if self.state == S.STARTING:
+            self._fast_failures = 0
+            self._set(S.RUNNING, f"up for {self.command.spec.startsecs:g} s")
+
+    def _next_delay(self) -> float:
+        spec = self.command.spec
+        delay = spec.backoff_initial if self._delay is None else self._delay * 2
+        self._delay = min(delay, spec.backoff_max)
+        return self._delay
+
+    def _schedule_restart(self, reason: str) -> None:
+        delay = self._next_delay()
+        self.restart_count += 1
+        self._set(S.BACKOFF, f"{reason}; next start in {delay:g} s")
+        if delay <= 0:
+            self._spawn("restart")
+        else:
+            self._timer = self._loop.call_later(delay, self._spawn, "backoff elapsed")
+
+    def _failed_start(self, reason: str) -> None:
+        self._fast_failures += 1
+        retries = self.command.spec.startretries
+        if self._fast_failures > retries:
+            self._set(S.FATAL, f"{reason}; gave up after {self._fast_failures} failed starts "
+                               f"in a row (startretries={retries})")
+        else:
+            self._schedule_restart(f"{reason} before startsecs")
+
+    # -- exit ----------------------------------------------------------------------------------
+
+    def _on_exit(self) -> None:
+        pid, pgid = self.pid, self.pgid
+        assert pid is not None and pgid is not None
+        self._loop.remove_reader(self._pidfd)
+        os.close(self._pidfd)
+        self._pidfd = -1
+        stopping = self._exit_waiter is not None
+        if not stopping:
+            # Leftovers of the group (e.g. a worker the bot spawned) must not outlive it: the
+            # next start would run them twice. The unreaped leader keeps the pgid reserved.
+            process.signal_group(pgid, signal.SIGKILL)
+        status = process.reap(pid)  # unknown (None, None) for an adopted process
+        self.exit_code, self.exit_signal = status.code, status.signal
+        self.pid = None
+        ran = time.monotonic() - self._start_mono
+        if self._exit_waiter is not None:
+            if not self._exit_waiter.done():
+                self._exit_waiter.set_result(status)
+            return
+        self._cancel_timer()
+        spec = self.command.spec
+        if self.state == S.STARTING:
+            self._failed_start(status.reason)
+            return
+        if ran >= spec.backoff_reset_after:
+            self._delay = None
+        expected = status.code is not None and status.code in spec.exitcodes
+        again = spec.autorestart == Autorestart.ALWAYS or (
+            spec.autorestart == Autorestart.ON_FAILURE and not expected
+        )
+        if again and self.command.desired == DesiredState.RUNNING:
+            self._schedule_restart(status.reason)
+        else:
+            word = "expected" if expected else "unexpected"
+            self._set(S.EXITED, f"{status.reason} ({word}; autorestart={spec.autorestart.value})")
+
+    # -- stopping ------------------------------------------------------------------------------
+
+    async def _stop(self, reason: str) -> None:
+        self._cancel_timer()
+        if self.state in (S.BACKOFF, S.EXITED, S.FATAL):
+            self._set(S.STOPPED, reason)
+            return
+        if self.state not in UP or self.pid is None or self.pgid is None:
+            return
+        pgid = self.pgid
+        self._exit_waiter = self._loop.create_future()
+        self._set(S.STOPPING, reason)
+        outcome = "process group gone"
+        try:
+            for step in self.command.spec.stop_ladder:
+                sig = _signal(step.signal)
+                if not process.signal_group(pgid, sig):
+                    break
+                if await self._wait_group(pgid, step.timeout):
+                    outcome = f"stopped by {sig.name}"
+                    break
+            else:
+                process.signal_group(pgid, signal.SIGKILL)
+                await self._wait_group(pgid, 10.0)
+                outcome = "killed by SIGKILL after the stop ladder"
+        finally:
+            waiter, self._exit_waiter = self._exit_waiter, None
+        if not waiter.done():  # only when the leader outlived even SIGKILL (uninterruptible)
+            log.error("process did not exit after SIGKILL", instance_id=self.instance_id,
+                      pid=self.pid)
+        if self.exit_signal is not None:
+            detail = self.exit_signal
+        else:
+            detail = "exit code unknown" if self.exit_code is None else f"exit code {self.exit_code}"
+        self._set(S.STOPPED, f"{reason}: {outcome} ({detail})")
+
+    async def _wait_group(self, pgid: int, timeout: float) -> bool:
+        """Wait up to ``timeout`` s for the leader to exit and then the rest of its group."""
+        assert self._exit_waiter is not None
+        deadline = time.monotonic() + timeout
+        try:
+            await asyncio.wait_for(asyncio.shield(self._exit_waiter), timeout)
+        except TimeoutError:
+            return False
+        while process.group_alive(pgid):  # grandchildren: a short poll, only while stopping
+            if time.monotonic() >= deadline:
+                return False
+            await asyncio.sleep(0.02)
+        return True
+
+    # -- commands ------------------------------------------------------------------------------
+
+    async def converge(self, restart: bool = False) -> None:
+        """Make the process match ``self.command`` (desired state), restarting it first when
+        ``restart``. Serialised: a second call waits for the first."""
+        async with self._lock:
+            if restart and self.state in (*UP, S.BACKOFF):
+                await self._stop("restart requested")
+            if self.command.desired == DesiredState.RUNNING:
+                if self.state in (S.STOPPED, S.EXITED, S.FATAL, S.BACKOFF):
+                    self._cancel_timer()
+                    self._fast_failures = 0
+                    self._delay = None
+                    self.restart_count = 0
+                    self._spawn("start requested")
+            else:
+                await self._stop("stop requested")
+
+    async def remove(self) -> None:
+        """Stop the process if needed and stop capturing (the caller deletes the files)."""
+        async with self._lock:
+            await self._stop("instance removed")
+            self.detach()
+
+    def detach(self) -> None:
+        """Stop watching and reading without touching the process (agent shutdown)."""
+        self._cancel_timer()
+        if self._pidfd >= 0:
+            self._loop.remove_reader(self._pidfd)
+            os.close(self._pidfd)
+            self._pidfd = -1
+        if self.capture is not None:
+            self.capture.close()
+            self.capture = None
+
+    # -- agent restart -------------------------------------------------------------------------
+
+    def restore(self, doc: dict[str, Any]) -> tuple[bool, bool]:
+        """Take over from a previous agent's ``state.json`` document. A recorded process that
+        is still the same one (pid alive, not a zombie, same create time) is adopted: watched
+        with a pidfd, its FIFO re-opened, never restarted. Returns ``(converge, restart)``:
+        whether the caller should :meth:`converge` (a process to start again, or to stop) and
+        with ``restart`` (a restart that the previous agent had begun: STOPPING, desired
+        running)."""
+        recorded = self.state = S(doc.get("state", "STOPPED"))
+        self.restart_count = int(doc.get("restart_count") or 0)
+        self.exit_code, self.exit_signal = doc.get("exit_code"), doc.get("exit_signal")
+        record = doc.get("process")
+        running = self.command.desired == DesiredState.RUNNING
+        if record and self._adopt(record):
+            if running and recorded == S.STOPPING:
+                return True, True
+            return not running, False
+        if self.state in (*UP, S.BACKOFF, S.STOPPING):
+            gone = f"pid {record['pid']} ended" if record else "no process"
+            self.pid = None
+            self.exit_code = self.exit_signal = None
+            self._set(S.EXITED, f"{gone} while the agent was down (exit code unknown)")
+            return running, False
+        return False, False
+
+    def _adopt(self, record: dict[str, Any]) -> bool:
+        pid, started = int(record["pid"]), record.get("create_time")
+        if started is None or not process.is_same_process(pid, float(started)):
+            return False
+        try:
+            self._watch(pid, own_child=False)
+        except ProcessLookupError:
+            return False
+        if not process.is_same_process(pid, float(started)):  # reused before pidfd_open
+            self.detach()
+            self.pid = None
+            return False
+        self.proc_create_time = float(started)
+        self.started_at = datetime.fromisoformat(record["started_at"]) if record.get(
+            "started_at") else None
+        up_for = time.time() - float(started)
+        self._start_mono = time.monotonic() - up_for
+        self._capture()
+        old = self.state
+        if old == S.STARTING and up_for < self.command.spec.startsecs:
+            self.state = S.STARTING
+            self._arm_startsecs(self.command.spec.startsecs - up_for)
+        else:
+            self.state = S.RUNNING
+        reason = f"adopted pid {pid} after an agent restart"
+        log.info("instance adopted", instance_id=self.instance_id, pid=pid)
+        if old != self.state:
+            self.state, new = old, self.state
+            self._set(new, reason)
+        else:
+            self.save()
+        return True
+
+
+def _signal(name: str) -> signal.Signals:
+    try:
+        return signal.Signals[name.upper() if name.upper().startswith("SIG") else f"SIG{name.upper()}"]
+    except KeyError:
+        log.error("unknown signal in stop ladder, using SIGTERM", signal=name)
+        return signal.SIGTERM

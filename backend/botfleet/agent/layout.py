@@ -1,0 +1,188 @@
+"""Where the agent keeps things on its host, and how a :class:`~botfleet.protocol.ProcessSpec`
+becomes a concrete command (placeholders, files, environment).
+
+On-disk layout under the agent's state dir (``AgentSettings.state_dir``)::
+
+    instances/<instance_id>/              the instance dir: spec.files, default cwd
+    instances/<instance_id>/.botfleet/    agent-owned, spec.files may not write here
+        state.json                        last applied ApplyCommand + process record (JSON)
+        output.fifo                       named pipe: the bot's stdout+stderr
+    logs/<instance_id>/output.log         captured lines, rotated to output.log.1 ... .N
+    logs/<instance_id>/output.seq         {"base": seq of output.log's first line, "ino": inode}
+    removed.json                          {instance_id: generation} of removed instances
+
+All JSON files are written atomically (temporary file + ``os.replace``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+import botfleet
+from botfleet.protocol import ProcessSpec
+
+__all__ = [
+    "AGENT_DIR",
+    "Command",
+    "InstancePaths",
+    "SpecError",
+    "StateLayout",
+    "atomic_write_bytes",
+    "atomic_write_json",
+    "demo_v7_root",
+    "read_json",
+    "render_spec",
+]
+
+#: The agent-owned directory inside an instance dir (reserved: spec.files may not touch it).
+AGENT_DIR = ".botfleet"
+
+
+class SpecError(ValueError):
+    """A ProcessSpec that cannot be run as given (e.g. a file path outside the instance dir).
+    The message says what was wrong; the instance goes FATAL with it."""
+
+
+def demo_v7_root() -> Path:
+    """``botfleet/demo/v7root`` computed from the package location (the demo package is not
+    imported: it may be absent on a VPS)."""
+    return Path(botfleet.__file__).resolve().parent / "demo" / "v7root"
+
+
+@dataclass(frozen=True, slots=True)
+class InstancePaths:
+    """Paths of one instance (see the module docstring)."""
+
+    dir: Path
+    agent_dir: Path
+    state: Path
+    fifo: Path
+    log_dir: Path
+
+
+@dataclass(frozen=True, slots=True)
+class StateLayout:
+    """The agent's state dir. ``root`` should be absolute (``AgentSettings.state_dir`` is)."""
+
+    root: Path
+
+    @property
+    def instances_dir(self) -> Path:
+        return self.root / "instances"
+
+    @property
+    def removed_file(self) -> Path:
+        return self.root / "removed.json"
+
+    def instance(self, instance_id: str) -> InstancePaths:
+        """Paths for ``instance_id``. Raises :class:`SpecError` for an id that is not a plain
+        directory name (ids come from the api; a ``/`` or ``..`` would escape the state dir)."""
+        if not instance_id or instance_id in (".", "..") or "/" in instance_id or "\0" in instance_id:
+            raise SpecError(f"instance id {instance_id!r} is not a plain name")
+        d = self.instances_dir / instance_id
+        agent = d / AGENT_DIR
+        return InstancePaths(
+            dir=d,
+            agent_dir=agent,
+            state=agent / "state.json",
+            fifo=agent / "output.fifo",
+            log_dir=self.root / "logs" / instance_id,
+        )
+
+    def known_instance_ids(self) -> list[str]:
+        """Ids of instances that have a state file, sorted."""
+        if not self.instances_dir.is_dir():
+            return []
+        return sorted(
+            p.name for p in self.instances_dir.iterdir() if (p / AGENT_DIR / "state.json").is_file()
+        )
+
+
+def atomic_write_bytes(path: Path, data: bytes, *, fsync: bool = False) -> None:
+    """Write ``data`` to ``path`` atomically: a reader sees the old or the new content, never a
+    part (temporary file in the same dir, then ``os.replace``). ``fsync=True`` also survives a
+    power cut (costs a few milliseconds)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view) :]
+        if fsync:
+            os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.replace(tmp, path)
+
+
+def atomic_write_json(path: Path, obj: Any, *, fsync: bool = False) -> None:
+    """:func:`atomic_write_bytes` of ``obj`` as JSON."""
+    atomic_write_bytes(path, json.dumps(obj, separators=(",", ":")).encode(), fsync=fsync)
+
+
+def read_json(path: Path) -> Any | None:
+    """The JSON in ``path``, or None when it is missing or unreadable (a torn file cannot
+    happen with atomic writes, but a hand-edited one can)."""
+    try:
+        return json.loads(path.read_bytes())
+    except (OSError, ValueError):
+        return None
+
+
+@dataclass(frozen=True, slots=True)
+class Command:
+    """A spec made concrete for one start: argv, cwd and environment with placeholders
+    replaced, and the files to write (absolute path -> content)."""
+
+    argv: list[str]
+    cwd: Path
+    env: dict[str, str]
+    files: dict[Path, str]
+
+
+def _replace(text: str, values: Mapping[str, str]) -> str:
+    for key, value in values.items():
+        text = text.replace(key, value)
+    return text
+
+
+def _file_path(instance_dir: Path, name: str) -> Path:
+    rel = PurePosixPath(name)
+    if not name or rel.is_absolute() or ".." in rel.parts or "\0" in name:
+        raise SpecError(
+            f"spec.files path {name!r} must be relative to the instance dir, without '..'"
+        )
+    if rel.parts[0] == AGENT_DIR:
+        raise SpecError(f"spec.files path {name!r} is inside the agent's reserved {AGENT_DIR}/")
+    path = (instance_dir / rel).resolve()
+    if not path.is_relative_to(instance_dir.resolve()):
+        raise SpecError(f"spec.files path {name!r} resolves outside the instance dir")
+    return path
+
+
+def render_spec(spec: ProcessSpec, instance_dir: Path) -> Command:
+    """Make ``spec`` concrete for ``instance_dir``: replace ``protocol.PLACEHOLDERS`` in argv,
+    cwd and env values by plain ``str.replace`` (``{python}`` = ``sys.executable``), inherit
+    the agent's environment plus ``spec.env`` and ``PYTHONUNBUFFERED=1``, and resolve
+    ``spec.files`` under the instance dir. Raises :class:`SpecError` for a file path that is
+    absolute, contains ``..``, resolves outside the instance dir or into ``.botfleet/``."""
+    values = {
+        "{python}": sys.executable,
+        "{instance_dir}": str(instance_dir),
+        "{demo_v7_root}": str(demo_v7_root()),
+    }
+    env = dict(os.environ)
+    env.update({k: _replace(v, values) for k, v in spec.env.items()})
+    env["PYTHONUNBUFFERED"] = "1"
+    cwd = Path(_replace(spec.cwd, values)) if spec.cwd else instance_dir
+    if not cwd.is_absolute():
+        cwd = instance_dir / cwd
+    files = {_file_path(instance_dir, name): text for name, text in spec.files.items()}
+    return Command(argv=[_replace(a, values) for a in spec.argv], cwd=cwd, env=env, files=files)

@@ -1,0 +1,64 @@
+"""``botfleet agent``: supervise this host's bots and dial in to the api."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+
+import structlog
+
+from botfleet.agent.link import Link, Outbox
+from botfleet.agent.supervisor import Supervisor
+from botfleet.logs import configure_logging
+from botfleet.settings import AgentSettings
+
+__all__ = ["run_agent", "serve"]
+
+log = structlog.get_logger(__name__)
+
+
+async def serve(settings: AgentSettings, stop: asyncio.Event) -> None:
+    """Run the supervisor and the link until ``stop`` is set; then stop watching and return,
+    leaving every bot running (DESIGN.md invariant 2)."""
+    outbox = Outbox()
+    supervisor = Supervisor(
+        settings.state_dir, settings, on_event=outbox.add_state, on_output=outbox.wake
+    )
+    await supervisor.start()
+    link = Link(settings, supervisor, outbox)
+    task = asyncio.create_task(link.run(), name="link")
+    stopped = asyncio.create_task(stop.wait(), name="stop")
+    try:
+        await asyncio.wait({task, stopped}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for t in (task, stopped):
+            t.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await task
+        await supervisor.close()
+    if task.done() and not task.cancelled() and task.exception() is not None:
+        raise task.exception()  # type: ignore[misc]
+
+
+def run_agent(settings: AgentSettings) -> None:
+    """Run the agent in the foreground until SIGINT or SIGTERM (blocking). Those signals end
+    the agent without touching bots; so does SIGKILL. Uses uvloop when it is installed."""
+    configure_logging(settings.log_level, settings.log_format)
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        log.info("agent starting", host=settings.agent_host, api=settings.api_url,
+                 state_dir=str(settings.state_dir))
+        await serve(settings, stop)
+        log.info("agent stopped; bots left running")
+
+    try:
+        import uvloop
+    except ImportError:
+        asyncio.run(main())
+    else:
+        uvloop.run(main())

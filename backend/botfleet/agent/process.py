@@ -1,0 +1,137 @@
+"""Operating-system side of a bot process: start it in its own session from an argv list,
+recognise it again after an agent restart, tell how it ended, signal its process group.
+
+Linux only (pidfd, /proc).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+import psutil
+
+from botfleet.agent.layout import Command
+
+__all__ = [
+    "Exit",
+    "create_time",
+    "group_alive",
+    "is_same_process",
+    "reap",
+    "signal_group",
+    "spawn",
+]
+
+
+def spawn(command: Command, stdout_fd: int, pass_fd: int) -> int:
+    """Start ``command`` (argv list, never a shell) in a new session (so its process group id
+    is its pid), stdin from /dev/null, stdout and stderr to ``stdout_fd``, with ``pass_fd``
+    inherited as the same fd number. Returns the pid. Raises OSError (e.g. FileNotFoundError
+    for a missing program or cwd, PermissionError).
+
+    The caller reaps the child itself (pidfd + :func:`reap`); the ``Popen`` object is marked
+    done so that the subprocess module never reaps it behind our back."""
+    proc = subprocess.Popen(  # noqa: S603 - argv list, no shell
+        command.argv,
+        cwd=command.cwd,
+        env=command.env,
+        stdin=subprocess.DEVNULL,
+        stdout=stdout_fd,
+        stderr=stdout_fd,
+        pass_fds=(pass_fd,),
+        start_new_session=True,
+        close_fds=True,
+    )
+    proc.returncode = 0  # ours to reap with os.waitpid (see docstring)
+    return proc.pid
+
+
+def create_time(pid: int) -> float | None:
+    """psutil's start time of ``pid`` (seconds since the epoch) or None if it is gone."""
+    try:
+        return psutil.Process(pid).create_time()
+    except (psutil.NoSuchProcess, psutil.AccessDenied):
+        return None
+
+
+def is_same_process(pid: int, started: float) -> bool:
+    """True when ``pid`` is alive, not a zombie, and started at ``started`` (psutil create
+    time, compared within 10 ms): guards against a reused pid (TRAPS.md: kill -0 and
+    psutil.pid_exists are true for zombies)."""
+    try:
+        proc = psutil.Process(pid)
+        return (
+            proc.status() != psutil.STATUS_ZOMBIE and abs(proc.create_time() - started) < 0.01
+        )
+    except (psutil.NoSuchProcess, psutil.AccessDenied):
+        return False
+
+
+@dataclass(frozen=True, slots=True)
+class Exit:
+    """How a process ended: ``code`` (exit status) or ``signal`` (name, e.g. "SIGKILL"), both
+    None when unknown (a process adopted from a previous agent is not our child)."""
+
+    code: int | None
+    signal: str | None
+
+    @property
+    def reason(self) -> str:
+        if self.signal is not None:
+            return f"killed by {self.signal}"
+        if self.code is not None:
+            return f"exited with code {self.code}"
+        return "exited (exit code unknown: adopted process, not the agent's child)"
+
+
+def reap(pid: int) -> Exit:
+    """Collect the exit status of ``pid`` after its pidfd reported the exit. For a process
+    that is not our child (adopted) the status is unknown."""
+    try:
+        got, status = os.waitpid(pid, os.WNOHANG)
+    except ChildProcessError:
+        return Exit(None, None)
+    if got == 0:
+        return Exit(None, None)
+    if os.WIFSIGNALED(status):
+        sig = os.WTERMSIG(status)
+        try:
+            return Exit(None, signal.Signals(sig).name)
+        except ValueError:
+            return Exit(None, str(sig))
+    return Exit(os.waitstatus_to_exitcode(status), None)
+
+
+def signal_group(pgid: int, sig: signal.Signals) -> bool:
+    """Send ``sig`` to process group ``pgid``; False when the group no longer exists."""
+    try:
+        os.killpg(pgid, sig)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def group_alive(pgid: int) -> bool:
+    """True while a process that is not a zombie is in group ``pgid`` (a scan of /proc: used
+    while stopping, to wait for the grandchildren too)."""
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            data = Path(entry.path, "stat").read_bytes()
+        except OSError:
+            continue
+        fields = data[data.rfind(b")") + 2 :].split(b" ", 3)
+        if len(fields) > 2 and int(fields[2]) == pgid and fields[0] not in (b"Z", b"X"):
+            return True
+    return False
