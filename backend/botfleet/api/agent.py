@@ -1,0 +1,67 @@
+"""``/api/v1/agent``: the agent protocol (:mod:`botfleet.protocol`), authenticated by the
+host's agent token."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from litestar import Controller, Request, get, post
+from litestar.params import Parameter
+from pydantic import TypeAdapter
+from redis.asyncio import Redis
+from sqlalchemy.ext.asyncio import AsyncSession
+from sse_starlette import EventSourceResponse, ServerSentEvent
+
+from botfleet.api.sse import follow_stream, resume_id, sse_response
+from botfleet.db.models import Host
+from botfleet.fleet import agents, streams
+from botfleet.fleet.errors import Invalid
+from botfleet.protocol import Announce, AnnounceReply, EventBatch, EventBatchReply
+from botfleet.settings import Settings
+
+__all__ = ["AgentController"]
+
+_announce = TypeAdapter(Announce)
+_batch = TypeAdapter(EventBatch)
+
+
+def _command(entry_id: str, fields: dict[str, str]) -> ServerSentEvent:
+    return ServerSentEvent(data=fields["data"], id=entry_id, event="command")
+
+
+class AgentController(Controller):
+    path = "/api/v1/agent"
+    tags = ["agent"]
+    include_in_schema = True
+
+    async def _host(self, session: AsyncSession, agent_host: Host) -> Host:
+        host = await session.get(Host, agent_host.id)
+        assert host is not None
+        return host
+
+    @post("/announce", operation_id="agentAnnounce", status_code=200)
+    async def announce(self, request: Request[Any, Any, Any], session: AsyncSession, redis: Redis,
+                       settings: Settings, agent_host: Host) -> AnnounceReply:
+        message = _announce.validate_json(await request.body())
+        if message.host != agent_host.name:
+            raise Invalid(f"this token belongs to host {agent_host.name!r}, not {message.host!r}", key="host")
+        return await agents.announce(session, redis, settings, await self._host(session, agent_host), message)
+
+    @post("/events", operation_id="agentEvents", status_code=200)
+    async def events(self, request: Request[Any, Any, Any], session: AsyncSession, redis: Redis,
+                     settings: Settings, agent_host: Host) -> EventBatchReply:
+        batch = _batch.validate_json(await request.body())
+        return await agents.take_batch(session, redis, settings, await self._host(session, agent_host), batch)
+
+    @get("/commands", operation_id="agentCommands")
+    async def commands(self, request: Request[Any, Any, Any], session: AsyncSession, redis: Redis,
+                       settings: Settings, agent_host: Host,
+                       last_event_id: str | None = Parameter(header="Last-Event-ID", default=None)) -> EventSourceResponse:
+        """SSE of commands for this host (``event: command``, ``data`` = a protocol.Command)."""
+        await session.close()
+        after = resume_id(last_event_id, "$")
+        if after == "$":
+            last = await redis.xrevrange(streams.agent_commands(agent_host.id), count=1)
+            after = last[0][0] if last else "0-0"
+        key = streams.agent_commands(agent_host.id)
+        return sse_response(follow_stream(redis, key, after, _command), settings.sse_ping_interval)

@@ -1,0 +1,173 @@
+"""The controller side of the agent protocol (:mod:`botfleet.protocol`): announces, event
+batches, and the command stream an agent follows.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+import structlog
+from redis.asyncio import Redis
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from botfleet.db.models import Event, Host, Instance, utcnow
+from botfleet.fleet import streams
+from botfleet.fleet.events import publish_event, record_event
+from botfleet.fleet.instances import apply_command
+from botfleet.protocol import (
+    Announce,
+    AnnounceReply,
+    EventBatch,
+    EventBatchReply,
+    InstanceState,
+    LogLines,
+    StateChange,
+    SyncCommand,
+)
+from botfleet.settings import Settings
+
+__all__ = ["announce", "mark_offline_hosts", "take_batch"]
+
+log = structlog.get_logger(__name__)
+
+
+def _apply_state(instance: Instance, change: StateChange | Any) -> None:
+    instance.state = change.new if isinstance(change, StateChange) else change.state
+    instance.pid = change.pid
+    instance.restart_count = change.restart_count
+    instance.exit_code = change.exit_code
+    instance.exit_signal = change.exit_signal
+
+
+async def _set_host_status(session: AsyncSession, host: Host, status: str) -> Event | None:
+    if host.status == status:
+        return None
+    old, host.status = host.status, status
+    return await record_event(session, kind="host.status", host_id=host.id, data={"old": old, "new": status})
+
+
+async def announce(
+    session: AsyncSession, redis: Redis, settings: Settings, host: Host, message: Announce
+) -> AnnounceReply:
+    """Take an agent's announce: mark the host online, reconcile the instance rows with the
+    agent's snapshot (the agent knows what runs; nothing is restarted), and queue a
+    :class:`SyncCommand` with the host's full desired state."""
+    now = utcnow()
+    host.agent_version = message.agent_version
+    host.agent_run_id = message.run_id
+    host.instances_dir = message.instances_dir
+    host.last_seen_at = now
+    if message.metrics:
+        host.metrics = message.metrics.model_dump(mode="json")
+    events = [e for e in [await _set_host_status(session, host, "online")] if e]
+    instances = {i.id: i for i in (await session.scalars(select(Instance).where(Instance.host_id == host.id))).all()}
+    reported = {snap.instance_id: snap for snap in message.instances}
+    for instance in instances.values():
+        snap = reported.get(instance.id)
+        if snap is not None:
+            if snap.state != instance.state or snap.pid != instance.pid:
+                events.append(await record_event(
+                    session, kind="instance.state", instance_id=instance.id, host_id=host.id,
+                    data={"old": instance.state, "new": snap.state, "pid": snap.pid, "reason": "reported by agent"},
+                ))
+            _apply_state(instance, snap)
+            instance.started_at = snap.started_at
+        elif instance.state == InstanceState.UNKNOWN:
+            # The agent has never heard of it: nothing runs.
+            instance.state = InstanceState.STOPPED
+            instance.pid = None
+    sync = SyncCommand(instances=[await apply_command(session, settings, i) for i in instances.values()])
+    await session.commit()
+    key = streams.agent_commands(host.id)
+    last = await redis.xrevrange(key, count=1)
+    resume_from = last[0][0] if last else "0-0"
+    await redis.xadd(key, {"data": sync.model_dump_json()}, maxlen=10_000, approximate=True)
+    for event in events:
+        await publish_event(redis, event, maxlen=settings.events_stream_maxlen)
+    log.info("agent announced", host=host.name, run_id=message.run_id, instances=len(message.instances))
+    return AnnounceReply(host_id=host.id, server_time=now, resume_from=resume_from)
+
+
+async def take_batch(
+    session: AsyncSession, redis: Redis, settings: Settings, host: Host, batch: EventBatch
+) -> EventBatchReply:
+    """Apply one event batch from an agent, exactly once per (run_id, seq).
+
+    State changes update the instance rows and become ``instance.state`` events; log lines go
+    to the instance's log stream; metrics update the host."""
+    dedupe = streams.agent_batches(host.id)
+    last = await redis.hget(dedupe, batch.run_id)
+    if last is not None and int(last) >= batch.seq:
+        return EventBatchReply(accepted=False)
+    host.last_seen_at = utcnow()
+    events: list[Event] = []
+    status_event = await _set_host_status(session, host, "online")
+    if status_event:
+        events.append(status_event)
+    changes = [e for e in batch.events if isinstance(e, StateChange)]
+    if changes:
+        ids = {c.instance_id for c in changes}
+        rows = {i.id: i for i in (await session.scalars(select(Instance).where(Instance.id.in_(ids)))).all()}
+        for change in changes:
+            instance = rows.get(change.instance_id)
+            if instance is None or instance.host_id != host.id:
+                continue
+            _apply_state(instance, change)
+            instance.state_changed_at = change.time
+            instance.state_reason = change.reason
+            if change.new in (InstanceState.STARTING, InstanceState.RUNNING) and change.pid:
+                if change.new == InstanceState.STARTING or instance.started_at is None:
+                    instance.started_at = change.time
+            events.append(await record_event(
+                session, kind="instance.state", instance_id=instance.id, host_id=host.id,
+                data={
+                    "old": change.old, "new": change.new, "pid": change.pid, "generation": change.generation,
+                    "restart_count": change.restart_count, "exit_code": change.exit_code,
+                    "exit_signal": change.exit_signal, "reason": change.reason, "time": change.time.isoformat(),
+                },
+            ))
+    for item in batch.events:
+        if item.kind == "metrics":
+            host.metrics = item.metrics.model_dump(mode="json")
+    await session.commit()
+    logs = [e for e in batch.events if isinstance(e, LogLines)]
+    async with redis.pipeline(transaction=False) as pipe:
+        for chunk in logs:
+            key = streams.instance_logs(chunk.instance_id)
+            for offset, line in enumerate(chunk.lines):
+                pipe.xadd(key, {"line": line, "seq": chunk.first_seq + offset},
+                          maxlen=settings.log_stream_maxlen, approximate=True)
+            if chunk.dropped:
+                pipe.xadd(key, {"line": f"[botfleet] {chunk.dropped} lines were not streamed (output too fast); "
+                                        "they are in the log file on the host", "seq": -1},
+                          maxlen=settings.log_stream_maxlen, approximate=True)
+        pipe.hset(dedupe, batch.run_id, batch.seq)
+        pipe.expire(dedupe, 7 * 24 * 3600)
+        await pipe.execute()
+    for event in events:
+        await publish_event(redis, event, maxlen=settings.events_stream_maxlen)
+    return EventBatchReply(accepted=True)
+
+
+async def mark_offline_hosts(session: AsyncSession, redis: Redis, settings: Settings) -> list[str]:
+    """Hosts silent for longer than ``settings.host_offline_after`` seconds become ``offline``
+    and their instances ``UNKNOWN`` (never STOPPED: nobody knows). Returns their names."""
+    limit = utcnow() - timedelta(seconds=settings.host_offline_after)
+    hosts = (await session.scalars(
+        select(Host).where(Host.status == "online", Host.last_seen_at < limit)
+    )).all()
+    events = []
+    for host in hosts:
+        events.append(await _set_host_status(session, host, "offline"))
+        await session.execute(
+            update(Instance).where(Instance.host_id == host.id).values(state=InstanceState.UNKNOWN)
+        )
+    await session.commit()
+    for event in events:
+        if event:
+            await publish_event(redis, event, maxlen=settings.events_stream_maxlen)
+    return [h.name for h in hosts]
+
+

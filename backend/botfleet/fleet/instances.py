@@ -1,0 +1,382 @@
+"""Instances: create, configure, start, stop, restart, delete (the business logic behind
+``/api/v1/instances``). Every change of desired state becomes a command on the host's command
+stream with a new, higher ``generation`` (invariant 1); the agent reports what happens.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from redis.asyncio import Redis
+from sqlalchemy import func, or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from botfleet.db.models import ConfigVersion, Host, Instance
+from botfleet.fleet import streams
+from botfleet.fleet.errors import Conflict, Invalid, NotFound
+from botfleet.fleet.events import publish_event, record_event
+from botfleet.profiles import ConfigError, get_profile
+from botfleet.protocol import (
+    ApplyCommand,
+    DesiredState,
+    InstanceState,
+    ProcessSpec,
+    RemoveCommand,
+)
+from botfleet.settings import Settings
+
+__all__ = [
+    "CONFIG_FILE",
+    "InstanceDraft",
+    "SUPERVISION_KEYS",
+    "config_diff",
+    "create_instance",
+    "delete_instance",
+    "get_instance",
+    "list_instances",
+    "process_spec",
+    "put_config",
+    "send_command",
+    "set_desired",
+    "update_instance",
+]
+
+NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+CONFIG_FILE = "config.json"
+#: ProcessSpec fields a user may set per instance.
+SUPERVISION_KEYS = (
+    "autorestart",
+    "exitcodes",
+    "startsecs",
+    "startretries",
+    "backoff_initial",
+    "backoff_max",
+    "backoff_reset_after",
+)
+#: States in which an instance has no process (so it may be deleted or moved).
+IDLE_STATES = {InstanceState.STOPPED, InstanceState.EXITED, InstanceState.FATAL}
+
+
+@dataclass
+class InstanceDraft:
+    """What a user gives to create an instance. ``config`` (an object) or ``config_text``
+    (JSON or HJSON as passivbot reads them); ``argv`` only for the ``custom`` profile."""
+
+    name: str
+    profile: str
+    host: str = "local"
+    config: dict[str, Any] | None = None
+    config_text: str | None = None
+    simulated: bool = False
+    argv: list[str] | None = None
+    labels: dict[str, str] = field(default_factory=dict)
+    env: dict[str, str] = field(default_factory=dict)
+    supervision: dict[str, Any] = field(default_factory=dict)
+
+
+def _check_name(name: str) -> None:
+    if not NAME.match(name):
+        raise Invalid(
+            f"name {name!r} is not allowed: use 1-64 letters, digits, '.', '_' or '-', "
+            "starting with a letter or digit",
+            key="name",
+        )
+
+
+def _check_env(env: dict[str, str]) -> None:
+    for key, value in env.items():
+        if not re.match(r"^[A-Za-z_][A-Za-z0-9_]*$", key) or not isinstance(value, str):
+            raise Invalid(f"env {key!r}: names are letters, digits and '_', values are strings", key=f"env.{key}")
+
+
+def _check_supervision(supervision: dict[str, Any]) -> dict[str, Any]:
+    unknown = set(supervision) - set(SUPERVISION_KEYS)
+    if unknown:
+        raise Invalid(
+            f"unknown supervision setting(s) {sorted(unknown)}; allowed: {', '.join(SUPERVISION_KEYS)}",
+            key=f"supervision.{sorted(unknown)[0]}",
+        )
+    try:
+        spec = ProcessSpec(argv=["x"], **supervision)
+    except ValueError as exc:
+        raise Invalid(f"supervision: {exc}", key="supervision") from exc
+    return {k: v for k, v in spec.model_dump(mode="json").items() if k in supervision}
+
+
+def _parse_config(profile_name: str, config: dict[str, Any] | None, text: str | None) -> tuple[dict[str, Any], str]:
+    profile = get_profile(profile_name)
+    if (config is None) == (text is None):
+        raise Invalid("give the config either as an object (config) or as text (config_text)", key="config")
+    document = profile.parse_config(text) if text is not None else config
+    if not isinstance(document, dict):
+        raise ConfigError("", "a config must be a JSON object")
+    document = profile.validate_config(document)
+    source = text if text is not None else json.dumps(document, indent=2, sort_keys=True)
+    return document, source
+
+
+async def _host(session: AsyncSession, name_or_id: str) -> Host:
+    host = await session.scalar(select(Host).where(or_(Host.name == name_or_id, Host.id == name_or_id)))
+    if host is None:
+        raise NotFound(f"no host {name_or_id!r}: add it under /api/v1/hosts first", key="host")
+    return host
+
+
+async def get_instance(session: AsyncSession, instance_id: str) -> Instance:
+    instance = await session.scalar(
+        select(Instance).where(or_(Instance.id == instance_id, Instance.name == instance_id))
+    )
+    if instance is None:
+        raise NotFound(f"no instance {instance_id!r}")
+    return instance
+
+
+async def create_instance(
+    session: AsyncSession, redis: Redis, settings: Settings, draft: InstanceDraft
+) -> Instance:
+    """Insert an instance (STOPPED, desired ``stopped``) with config version 1.
+
+    Raises:
+        Invalid: bad name, env or supervision settings.
+        ConfigError: the config does not parse or validate for the profile (names the key).
+        UnknownProfile: no such profile.
+        NotFound: no such host.
+        Conflict: the name is taken.
+    """
+    _check_name(draft.name)
+    _check_env(draft.env)
+    supervision = _check_supervision(draft.supervision)
+    document, source = _parse_config(draft.profile, draft.config, draft.config_text)
+    host = await _host(session, draft.host)
+    if await session.scalar(select(Instance.id).where(Instance.name == draft.name)):
+        raise Conflict(f"an instance named {draft.name!r} exists already: pick another name", key="name")
+    instance = Instance(
+        name=draft.name,
+        host_id=host.id,
+        profile=draft.profile,
+        simulated=draft.simulated,
+        argv=draft.argv,
+        labels=dict(draft.labels),
+        env=dict(draft.env),
+        supervision=supervision,
+        state=InstanceState.STOPPED,
+    )
+    # Build the spec once now so a custom argv or a missing passivbot path fails at creation.
+    process_spec(instance, document, settings)
+    session.add(instance)
+    await session.flush()
+    session.add(ConfigVersion(instance_id=instance.id, version=1, document=document, source=source))
+    event = await record_event(
+        session, kind="instance.created", instance_id=instance.id, host_id=host.id,
+        data={"name": instance.name, "profile": instance.profile},
+    )
+    await session.commit()
+    await publish_event(redis, event, maxlen=settings.events_stream_maxlen)
+    return instance
+
+
+def process_spec(instance: Instance, document: dict[str, Any], settings: Settings) -> ProcessSpec:
+    """The :class:`ProcessSpec` an agent runs for ``instance`` with config ``document``: the
+    profile's live command, the instance's env and supervision settings, the config written to
+    ``{instance_dir}/config.json``.
+
+    Raises:
+        Invalid: the profile cannot build a command (e.g. passivbot v7 root not configured).
+    """
+    profile = get_profile(instance.profile)
+    try:
+        command = profile.live_command(
+            config_path=f"{{instance_dir}}/{CONFIG_FILE}",
+            simulated=instance.simulated,
+            settings=settings,
+            argv=instance.argv,
+        )
+    except ConfigError:
+        raise
+    except ValueError as exc:
+        raise Invalid(str(exc), key="profile") from exc
+    return ProcessSpec(
+        argv=command.argv,
+        cwd=command.cwd,
+        env={**command.env, **instance.env},
+        files={CONFIG_FILE: json.dumps(document, indent=2)},
+        stop_ladder=profile.stop_ladder,
+        **instance.supervision,
+    )
+
+
+async def _current_config(session: AsyncSession, instance: Instance) -> ConfigVersion:
+    row = await session.scalar(
+        select(ConfigVersion).where(
+            ConfigVersion.instance_id == instance.id, ConfigVersion.version == instance.config_version
+        )
+    )
+    if row is None:  # pragma: no cover - the schema keeps them together
+        raise NotFound(f"instance {instance.name!r} has no config version {instance.config_version}")
+    return row
+
+
+async def apply_command(session: AsyncSession, settings: Settings, instance: Instance, *, restart: bool = False) -> ApplyCommand:
+    """The ApplyCommand for the instance's current desired state, spec and generation."""
+    config = await _current_config(session, instance)
+    return ApplyCommand(
+        instance_id=instance.id,
+        generation=instance.generation,
+        desired=DesiredState(instance.desired_state),
+        spec=process_spec(instance, config.document, settings),
+        restart=restart,
+    )
+
+
+async def send_command(redis: Redis, host_id: str, command: ApplyCommand | RemoveCommand) -> str:
+    """Queue ``command`` on the host's command stream; returns its stream id."""
+    return await redis.xadd(
+        streams.agent_commands(host_id), {"data": command.model_dump_json()}, maxlen=10_000, approximate=True
+    )
+
+
+async def set_desired(
+    session: AsyncSession, redis: Redis, settings: Settings, instance: Instance,
+    desired: DesiredState, *, restart: bool = False, action: str,
+) -> Instance:
+    """Record a user's start/stop/restart: desired state, a new generation, an event, and the
+    command to the host's agent. Idempotent for the agent (fenced by generation)."""
+    instance.desired_state = desired
+    instance.generation += 1
+    command = await apply_command(session, settings, instance, restart=restart)
+    event = await record_event(
+        session, kind="instance.command", instance_id=instance.id, host_id=instance.host_id,
+        data={"action": action, "desired": desired, "generation": instance.generation},
+    )
+    await session.commit()
+    await send_command(redis, instance.host_id, command)
+    await publish_event(redis, event, maxlen=settings.events_stream_maxlen)
+    return instance
+
+
+async def update_instance(
+    session: AsyncSession, redis: Redis, settings: Settings, instance: Instance, changes: dict[str, Any]
+) -> Instance:
+    """Change labels, env, supervision or a custom argv. The new spec reaches the agent at
+    once and takes effect at the next start (restart to apply it now)."""
+    if "labels" in changes:
+        instance.labels = dict(changes["labels"])
+    if "env" in changes:
+        _check_env(changes["env"])
+        instance.env = dict(changes["env"])
+    if "supervision" in changes:
+        instance.supervision = _check_supervision(changes["supervision"])
+    if "argv" in changes:
+        instance.argv = changes["argv"]
+    return await _push_spec(session, redis, settings, instance, "instance.updated", {"changed": sorted(changes)})
+
+
+async def _push_spec(
+    session: AsyncSession, redis: Redis, settings: Settings, instance: Instance, kind: str, data: dict[str, Any]
+) -> Instance:
+    instance.generation += 1
+    command = await apply_command(session, settings, instance)
+    event = await record_event(session, kind=kind, instance_id=instance.id, host_id=instance.host_id, data=data)
+    await session.commit()
+    await send_command(redis, instance.host_id, command)
+    await publish_event(redis, event, maxlen=settings.events_stream_maxlen)
+    return instance
+
+
+async def put_config(
+    session: AsyncSession, redis: Redis, settings: Settings, instance: Instance, *,
+    config: dict[str, Any] | None, config_text: str | None, comment: str = "",
+) -> ConfigVersion:
+    """Save a new config version (history is kept) and make it the instance's config. A
+    running bot keeps its old config until it is restarted."""
+    document, source = _parse_config(instance.profile, config, config_text)
+    latest = await session.scalar(
+        select(func.max(ConfigVersion.version)).where(ConfigVersion.instance_id == instance.id)
+    )
+    row = ConfigVersion(
+        instance_id=instance.id, version=(latest or 0) + 1, document=document, source=source, comment=comment
+    )
+    session.add(row)
+    instance.config_version = row.version
+    await session.flush()
+    await _push_spec(session, redis, settings, instance, "instance.config", {"version": row.version})
+    return row
+
+
+def _flatten(value: Any, prefix: str = "") -> dict[str, Any]:
+    if isinstance(value, dict) and value:
+        out: dict[str, Any] = {}
+        for key, item in value.items():
+            out.update(_flatten(item, f"{prefix}.{key}" if prefix else str(key)))
+        return out
+    return {prefix: value}
+
+
+def config_diff(old: ConfigVersion, new: ConfigVersion) -> dict[str, Any]:
+    """Differences between two versions: ``changes`` (one per dotted key: ``key``, ``from``,
+    ``to``; a missing side is absent) and a unified ``diff`` of the sorted JSON texts."""
+    a, b = _flatten(old.document), _flatten(new.document)
+    changes = []
+    for key in sorted(a.keys() | b.keys()):
+        if a.get(key, ...) != b.get(key, ...):
+            change: dict[str, Any] = {"key": key}
+            if key in a:
+                change["from"] = a[key]
+            if key in b:
+                change["to"] = b[key]
+            changes.append(change)
+    text_a = json.dumps(old.document, indent=2, sort_keys=True).splitlines(keepends=True)
+    text_b = json.dumps(new.document, indent=2, sort_keys=True).splitlines(keepends=True)
+    diff = "".join(difflib.unified_diff(text_a, text_b, f"v{old.version}", f"v{new.version}"))
+    return {"from": old.version, "to": new.version, "changes": changes, "diff": diff}
+
+
+async def delete_instance(session: AsyncSession, redis: Redis, settings: Settings, instance: Instance) -> None:
+    """Delete a stopped instance and tell its agent to forget it.
+
+    Raises:
+        Conflict: it should run or still has a process (stop it first).
+    """
+    if instance.desired_state == DesiredState.RUNNING or instance.state not in IDLE_STATES:
+        raise Conflict(
+            f"instance {instance.name!r} is {instance.state} (desired {instance.desired_state}): "
+            "stop it and wait for STOPPED before deleting it"
+        )
+    instance.generation += 1
+    command = RemoveCommand(instance_id=instance.id, generation=instance.generation)
+    host_id = instance.host_id
+    event = await record_event(
+        session, kind="instance.deleted", instance_id=instance.id, host_id=host_id, data={"name": instance.name}
+    )
+    await session.delete(instance)
+    await session.commit()
+    await send_command(redis, host_id, command)
+    await publish_event(redis, event, maxlen=settings.events_stream_maxlen)
+
+
+async def list_instances(
+    session: AsyncSession, *, host: str | None = None, state: str | None = None,
+    profile: str | None = None, label: str | None = None, q: str | None = None,
+    limit: int = 50, offset: int = 0,
+) -> tuple[list[Instance], int]:
+    """Instances by name, filtered; ``label`` is ``key=value`` or ``key``; ``q`` matches the
+    name. Returns (page, total)."""
+    query = select(Instance)
+    if host:
+        host_row = await _host(session, host)
+        query = query.where(Instance.host_id == host_row.id)
+    if state:
+        query = query.where(Instance.state == state.upper())
+    if profile:
+        query = query.where(Instance.profile == profile)
+    if q:
+        query = query.where(Instance.name.contains(q, autoescape=True))
+    rows = list((await session.scalars(query.order_by(Instance.name))).all())
+    if label:
+        key, _, value = label.partition("=")
+        rows = [r for r in rows if key in r.labels and (not value or str(r.labels[key]) == value)]
+    return rows[offset : offset + limit], len(rows)
