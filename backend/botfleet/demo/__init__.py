@@ -34,4 +34,9 @@ Only the standard library is used (``hjson`` only for a config that is not JSON)
 package imports nothing at import time: 100 stand-ins start quickly.
 """
 
-__all__: list[str] = []
+import os
+
+__all__ = ["V7_ROOT"]
+
+#: The stand-in's passivbot v7 repository root (what ``{demo_v7_root}`` stands for).
+V7_ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "v7root")

@@ -248,4 +248,6 @@ class PassivbotV7(PassivbotProfile):
 
 
 def _demo_v7_root() -> Path:
-    return Path(__file__).resolve().parent.parent / "demo" / "v7root"
+    from botfleet.demo import V7_ROOT
+
+    return Path(V7_ROOT)
