@@ -1,0 +1,169 @@
+"""The whole path: api + local agent as real processes, instances of the passivbot stand-in
+started, watched (states, logs over SSE) and stopped through the REST API."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+from typing import Any
+
+import httpx
+import psutil
+
+from tests.conftest import PASSIVBOT_CONFIGS
+from tests.integration.conftest import Stack, wait_for
+
+CONFIG = (PASSIVBOT_CONFIGS / "v8" / "btc_long.json").read_text()
+
+
+async def create(api: httpx.AsyncClient, name: str, **extra: Any) -> dict[str, Any]:
+    body = {"name": name, "profile": "passivbot-v8", "config_text": CONFIG, "simulated": True, **extra}
+    r = await api.post("/api/v1/instances", json=body)
+    assert r.status_code == 201, r.text
+    return r.json()
+
+
+async def state_of(api: httpx.AsyncClient, instance_id: str) -> dict[str, Any]:
+    return (await api.get(f"/api/v1/instances/{instance_id}")).json()
+
+
+async def until_state(api: httpx.AsyncClient, instance_id: str, *states: str, timeout: float = 30) -> dict[str, Any]:
+    async def check() -> dict[str, Any] | None:
+        row = await state_of(api, instance_id)
+        return row if row["state"] in states else None
+
+    return await wait_for(check, timeout, what=f"{instance_id} in {states}")
+
+
+async def read_sse(client: httpx.AsyncClient, url: str, count: int, headers: dict[str, str] | None = None,
+                   timeout: float = 30) -> list[tuple[str, str]]:
+    """The first ``count`` (id, data) events of an SSE stream."""
+    got: list[tuple[str, str]] = []
+
+    async def run() -> None:
+        async with client.stream("GET", url, headers=headers or {}) as response:
+            assert response.status_code == 200, await response.aread()
+            event_id, data = "", []
+            async for line in response.aiter_lines():
+                if line.startswith("id:"):
+                    event_id = line[3:].strip()
+                elif line.startswith("data:"):
+                    data.append(line[5:].removeprefix(" "))
+                elif line == "" and data:
+                    got.append((event_id, "\n".join(data)))
+                    data = []
+                    if len(got) >= count:
+                        return
+
+    await asyncio.wait_for(run(), timeout)
+    return got
+
+
+async def test_start_watch_logs_and_stop_a_bot(stack: Stack, api: httpx.AsyncClient) -> None:
+    stack.start("agent")
+    bot = await create(api, "btc-long", env={"BOTFLEET_DEMO_LINES_PER_SEC": "20"})
+    assert (await api.post(f"/api/v1/instances/{bot['id']}/start")).status_code == 202
+    running = await until_state(api, bot["id"], "RUNNING")
+    assert psutil.pid_exists(running["pid"])
+    assert running["uptime"] is not None
+
+    lines = await read_sse(api, f"/api/v1/instances/{bot['id']}/logs?tail=0", 5)
+    assert all(data[:4].isdigit() and "Z " in data for _, data in lines)  # UTC timestamp prefix
+
+    await api.post(f"/api/v1/instances/{bot['id']}/stop")
+    stopped = await until_state(api, bot["id"], "STOPPED")
+    assert stopped["pid"] is None
+    assert not psutil.pid_exists(running["pid"]) or psutil.Process(running["pid"]).status() == psutil.STATUS_ZOMBIE
+    # The stand-in logs a [shutdown] line on SIGINT: the stop began with SIGINT.
+    page = (await api.get(f"/api/v1/instances/{bot['id']}/logs/range", params={"limit": 5000})).json()
+    assert any("[shutdown]" in item["line"] for item in page["items"])
+    kinds = [(e["data"].get("old"), e["data"].get("new")) for e in
+             reversed((await api.get(f"/api/v1/instances/{bot['id']}/events")).json()) if e["kind"] == "instance.state"]
+    assert ("STOPPING", "STOPPED") in kinds and ("STARTING", "RUNNING") in kinds
+    assert (await api.delete(f"/api/v1/instances/{bot['id']}")).status_code == 204
+
+
+async def test_log_stream_resumes_without_gap_or_duplicate(stack: Stack, api: httpx.AsyncClient) -> None:
+    stack.start("agent")
+    bot = await create(api, "chatty", env={"BOTFLEET_DEMO_LINES_PER_SEC": "50"})
+    await api.post(f"/api/v1/instances/{bot['id']}/start")
+    await until_state(api, bot["id"], "RUNNING")
+    url = f"/api/v1/instances/{bot['id']}/logs?tail=0"
+    first = await read_sse(api, url, 20)
+    await asyncio.sleep(1.0)  # lines keep coming while nobody listens
+    second = await read_sse(api, url, 40, headers={"Last-Event-ID": first[-1][0]})
+    # The range read is the ground truth: the two reads together are exactly a run of it.
+    truth = (await api.get(f"/api/v1/instances/{bot['id']}/logs/range", params={"limit": 5000})).json()["items"]
+    ids = [item["id"] for item in truth]
+    start = ids.index(first[0][0])
+    assert [i for i, _ in first + second] == ids[start : start + 60]
+    assert [d for _, d in first + second] == [item["line"] for item in truth[start : start + 60]]
+
+
+async def test_crash_is_restarted_and_a_crash_loop_ends_fatal(stack: Stack, api: httpx.AsyncClient) -> None:
+    stack.start("agent")
+    bot = await create(api, "flaky", supervision={"startsecs": 0.5, "startretries": 2, "backoff_initial": 0.1})
+    await api.post(f"/api/v1/instances/{bot['id']}/start")
+    first = await until_state(api, bot["id"], "RUNNING")
+    os.kill(first["pid"], signal.SIGKILL)
+
+    async def restarted() -> dict[str, Any] | None:
+        row = await state_of(api, bot["id"])
+        return row if row["state"] == "RUNNING" and row["pid"] != first["pid"] else None
+
+    second = await wait_for(restarted, 30, what="a new process after kill -9")
+    assert second["restart_count"] >= 1
+
+    looping = await create(api, "crashloop", env={"BOTFLEET_DEMO_CRASH_AFTER": "0"},
+                           supervision={"startsecs": 1, "startretries": 2, "backoff_initial": 0.1})
+    await api.post(f"/api/v1/instances/{looping['id']}/start")
+    fatal = await until_state(api, looping["id"], "FATAL", timeout=60)
+    assert fatal["exit_code"] not in (None, 0)
+    events = (await api.get("/api/v1/events/history", params={"instance_id": looping["id"], "kind": "instance.state"})).json()
+    assert sum(1 for e in events if e["data"]["new"] == "BACKOFF") >= 2
+
+
+async def test_agent_killed_bots_keep_running_and_are_adopted(stack: Stack, api: httpx.AsyncClient) -> None:
+    stack.start("agent")
+    bots = [await create(api, f"keep-{i}") for i in range(3)]
+    for bot in bots:
+        await api.post(f"/api/v1/instances/{bot['id']}/start")
+    before = {b["id"]: (await until_state(api, b["id"], "RUNNING"))["pid"] for b in bots}
+    stack.kill("agent", signal.SIGKILL)
+    await asyncio.sleep(1.0)
+    assert all(psutil.pid_exists(pid) for pid in before.values())
+    stack.start("agent")
+    await asyncio.sleep(3.0)  # time for a wrong restart to show
+    for bot in bots:
+        row = await until_state(api, bot["id"], "RUNNING")
+        assert row["pid"] == before[bot["id"]]
+        assert row["restart_count"] == 0
+
+
+async def test_restarting_the_api_touches_no_bot(stack: Stack, api: httpx.AsyncClient) -> None:
+    stack.start("agent")
+    bot = await create(api, "steady")
+    await api.post(f"/api/v1/instances/{bot['id']}/start")
+    pid = (await until_state(api, bot["id"], "RUNNING"))["pid"]
+    stack.kill("api", signal.SIGKILL)
+    await asyncio.sleep(1.0)
+    stack.start("api")
+    await asyncio.sleep(2.0)
+    row = await until_state(api, bot["id"], "RUNNING")
+    assert row["pid"] == pid and psutil.pid_exists(pid)
+    # Commands still reach the agent after the api came back.
+    await api.post(f"/api/v1/instances/{bot['id']}/stop")
+    await until_state(api, bot["id"], "STOPPED")
+
+
+async def test_fleet_event_stream_shows_state_changes(stack: Stack, api: httpx.AsyncClient) -> None:
+    stack.start("agent")
+    bot = await create(api, "evented")
+    reader = asyncio.create_task(read_sse(api, "/api/v1/events", 3))
+    await asyncio.sleep(0.5)
+    await api.post(f"/api/v1/instances/{bot['id']}/start")
+    events = [json.loads(d) for _, d in await reader]
+    assert events[0]["kind"] == "instance.command"
+    assert {"instance.state"} <= {e["kind"] for e in events}
