@@ -15,6 +15,7 @@ job finished"``: a rerun from scratch is the user's call, not ours.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import re
@@ -211,6 +212,12 @@ class JobRun:
         values: dict[str, Any] = {"exit_code": code}
         if outcome.cancelled:
             status, reason = JobStatus.CANCELLED, outcome.stop_reason or "cancelled"
+            if code == 0:  # optimize flushes its Pareto front on SIGINT: keep what it found
+                with contextlib.suppress(Exception):
+                    results = await asyncio.to_thread(
+                        profile.read_results, JobKind(job.kind), self.settings.job_root / job.id
+                    )
+                    values["result"] = {"summary": results.summary, "artifacts": results.artifacts}
         elif outcome.stop_reason is not None:
             status, reason = JobStatus.FAILED, outcome.stop_reason
         elif code == 0:
