@@ -306,29 +306,26 @@ class Instance:
         pgid = self.pgid
         self._exit_waiter = self._loop.create_future()
         self._set(S.STOPPING, reason)
-        outcome = "process group gone"
+        sent: list[str] = []
         try:
             for step in self.command.spec.stop_ladder:
                 sig = _signal(step.signal)
                 if not process.signal_group(pgid, sig):
                     break
+                sent.append(sig.name)
                 if await self._wait_group(pgid, step.timeout):
-                    outcome = f"stopped by {sig.name}"
                     break
             else:
                 process.signal_group(pgid, signal.SIGKILL)
+                sent.append("SIGKILL (ladder exhausted)")
                 await self._wait_group(pgid, 10.0)
-                outcome = "killed by SIGKILL after the stop ladder"
         finally:
             waiter, self._exit_waiter = self._exit_waiter, None
         if not waiter.done():  # only when the leader outlived even SIGKILL (uninterruptible)
             log.error("process did not exit after SIGKILL", instance_id=self.instance_id,
                       pid=self.pid)
-        if self.exit_signal is not None:
-            detail = self.exit_signal
-        else:
-            detail = "exit code unknown" if self.exit_code is None else f"exit code {self.exit_code}"
-        self._set(S.STOPPED, f"{reason}: {outcome} ({detail})")
+        ended = process.Exit(self.exit_code, self.exit_signal).reason
+        self._set(S.STOPPED, f"{reason}: sent {' -> '.join(sent) or 'nothing'}; {ended}")
 
     async def _wait_group(self, pgid: int, timeout: float) -> bool:
         """Wait up to ``timeout`` s for the leader to exit and then the rest of its group."""

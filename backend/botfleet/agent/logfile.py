@@ -93,8 +93,22 @@ class OutputLog:
 
     def write(self, data: bytes, lines: int, ends_line: bool) -> None:
         """Append ``data`` (already timestamped) holding ``lines`` complete lines; ``ends_line``
-        says whether it ends with a newline. Rotates when the size limit is reached at a line
-        end. Raises OSError when the disk refuses (full, read-only)."""
+        says whether it ends with a newline. Rotates at the first line end at or past the size
+        limit, also within ``data``. Raises OSError when the disk refuses (full, read-only)."""
+        while self._size + len(data) >= self._max_bytes:
+            cut = data.find(b"\n", max(0, self._max_bytes - self._size - 1))
+            if cut < 0:
+                break
+            head, data = data[: cut + 1], data[cut + 1 :]
+            n = head.count(b"\n")
+            self._append(head, n, True)
+            lines -= n
+            self.rotate()
+            if not data:
+                return
+        self._append(data, lines, ends_line)
+
+    def _append(self, data: bytes, lines: int, ends_line: bool) -> None:
         view = memoryview(data)
         while view:
             view = view[os.write(self._fd, view) :]
@@ -107,8 +121,6 @@ class OutputLog:
             self.tail = data.rpartition(b"\n")[2][-_TAIL:]
         else:
             self.tail = (self.tail + data)[-_TAIL:]
-        if ends_line and self._size >= self._max_bytes:
-            self.rotate()
 
     def rotate(self) -> None:
         """Shift ``output.log.i`` to ``.i+1`` (dropping the oldest), move ``output.log`` to

@@ -1,0 +1,247 @@
+"""The agent's supervision core against real bot subprocesses (small Python programs)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import psutil
+import pytest
+
+from botfleet.agent import Supervisor
+from botfleet.agent.testing import Recorder, python_bot
+from botfleet.protocol import (
+    ApplyCommand,
+    Autorestart,
+    DesiredState,
+    InstanceState,
+    ProcessSpec,
+    RemoveCommand,
+    StopStep,
+    SyncCommand,
+)
+from botfleet.settings import AgentSettings
+
+S = InstanceState
+SLEEPER = "import time\nprint('up', flush=True)\nwhile True: time.sleep(1)"
+
+
+@pytest.fixture
+async def agent(tmp_path: Path) -> AsyncIterator[tuple[Supervisor, Recorder]]:
+    rec = Recorder()
+    sup = Supervisor(tmp_path / "state", AgentSettings(home=tmp_path), on_event=rec)
+    await sup.start()
+    yield sup, rec
+    # Leave no bot behind: stop everything that still runs, then close.
+    gen = 10_000
+    for inst in list(sup.instances.values()):
+        if inst.pid is not None or inst.state == S.BACKOFF:
+            spec = inst.command.spec.model_copy(update={"stop_ladder": [StopStep(signal="SIGKILL", timeout=5)]})
+            await sup.apply(_cmd(inst.instance_id, gen, spec, DesiredState.STOPPED))
+            await rec.wait_state(inst.instance_id, S.STOPPED, after=len(rec.events) - 2)
+    await sup.close()
+
+
+def _cmd(iid: str, gen: int, spec: ProcessSpec, desired: DesiredState = DesiredState.RUNNING,
+         restart: bool = False) -> ApplyCommand:
+    return ApplyCommand(instance_id=iid, generation=gen, desired=desired, spec=spec, restart=restart)
+
+
+def _spec(code: str, *args: str, **kw: object) -> ProcessSpec:
+    base: dict[str, object] = {"startsecs": 0.3, "backoff_initial": 0.1, "backoff_max": 1.0}
+    base.update(kw)
+    return ProcessSpec(argv=python_bot(code, *args), **base)  # type: ignore[arg-type]
+
+
+async def _wait_file(path: Path, predicate: object, timeout: float = 20.0) -> str:
+    deadline = time.monotonic() + timeout
+    while True:
+        text = path.read_text() if path.exists() else ""
+        if predicate(text):  # type: ignore[operator]
+            return text
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{path}: condition not met; content: {text[-2000:]!r}")
+        await asyncio.sleep(0.05)
+
+
+async def test_killed_bot_is_restarted_with_backoff(agent: tuple[Supervisor, Recorder]) -> None:
+    sup, rec = agent
+    await sup.apply(_cmd("bot", 1, _spec(SLEEPER)))
+    first = await rec.wait_state("bot", S.RUNNING)
+    assert first.pid is not None
+    os.kill(first.pid, signal.SIGKILL)
+    backoff = await rec.wait_state("bot", S.BACKOFF)
+    assert backoff.exit_signal == "SIGKILL" and "killed by SIGKILL" in backoff.reason
+    again = await rec.wait_state("bot", S.RUNNING, after=rec.events.index(backoff))
+    assert again.pid not in (None, first.pid)
+    assert again.restart_count == 1
+    os.kill(again.pid, signal.SIGKILL)  # type: ignore[arg-type]
+    third = await rec.wait_state("bot", S.RUNNING, after=rec.events.index(again) + 1)
+    assert third.restart_count == 2
+    assert rec.states("bot")[:7] == [S.STARTING, S.RUNNING, S.BACKOFF, S.STARTING, S.RUNNING,
+                                     S.BACKOFF, S.STARTING]
+    assert psutil.Process(third.pid).is_running()  # type: ignore[arg-type]
+
+
+async def test_crash_loop_goes_fatal_after_startretries(agent: tuple[Supervisor, Recorder]) -> None:
+    sup, rec = agent
+    spec = _spec("import sys; sys.exit(3)", startsecs=2.0, startretries=2, backoff_initial=0.05)
+    await sup.apply(_cmd("crash", 1, spec))
+    fatal = await rec.wait_state("crash", S.FATAL)
+    assert "exited with code 3" in fatal.reason and "startretries=2" in fatal.reason
+    # The first start and two retries: three STARTING, two BACKOFF, then FATAL.
+    assert rec.states("crash") == [S.STARTING, S.BACKOFF, S.STARTING, S.BACKOFF, S.STARTING, S.FATAL]
+    # FATAL stays: an equal generation is ignored, nothing restarts by itself.
+    assert not await sup.apply(_cmd("crash", 1, spec))
+    seen = len(rec.events)
+    with pytest.raises(TimeoutError):
+        await rec.wait_for(lambda e: e.instance_id == "crash", after=seen, timeout=1.0)
+    assert sup.instances["crash"].state == S.FATAL
+    # A newer generation starts it again, counters reset.
+    await sup.apply(_cmd("crash", 2, spec))
+    started = await rec.wait_state("crash", S.STARTING, after=seen)
+    assert started.generation == 2 and started.restart_count == 0
+
+
+LADDER_BOT = r"""
+import os, signal, subprocess, sys, time
+out = sys.argv[1]
+def note(sig, _frame):
+    with open(out, 'a') as f:
+        f.write(signal.Signals(sig).name + '\n')
+signal.signal(signal.SIGINT, note)
+signal.signal(signal.SIGTERM, note)
+child = subprocess.Popen([sys.executable, '-c',
+    'import signal, time\nsignal.signal(signal.SIGINT, signal.SIG_IGN)\n'
+    'signal.signal(signal.SIGTERM, signal.SIG_IGN)\nwhile True: time.sleep(1)'])
+with open(out + '.child', 'w') as f:
+    f.write(str(child.pid))
+print('ready', flush=True)
+while True:
+    time.sleep(0.05)
+"""
+
+
+async def test_stop_ladder_escalates_to_the_whole_group(
+    agent: tuple[Supervisor, Recorder], tmp_path: Path
+) -> None:
+    sup, rec = agent
+    notes = tmp_path / "signals.txt"
+    ladder = [StopStep(signal="SIGINT", timeout=0.5), StopStep(signal="SIGTERM", timeout=0.5),
+              StopStep(signal="SIGKILL", timeout=5.0)]
+    spec = _spec(LADDER_BOT, str(notes), stop_ladder=ladder)
+    await sup.apply(_cmd("ladder", 1, spec))
+    running = await rec.wait_state("ladder", S.RUNNING)
+    child_file = Path(f"{notes}.child")
+    await _wait_file(child_file, lambda t: t.strip().isdigit())
+    child = psutil.Process(int(child_file.read_text()))
+    assert os.getpgid(child.pid) == running.pid  # same process group as the bot
+    await sup.apply(_cmd("ladder", 2, spec, DesiredState.STOPPED))
+    stopping = await rec.wait_state("ladder", S.STOPPING)
+    stopped = await rec.wait_state("ladder", S.STOPPED, after=rec.events.index(stopping))
+    assert stopped.exit_signal == "SIGKILL"
+    assert "SIGKILL" in stopped.reason
+    assert notes.read_text().split() == ["SIGINT", "SIGTERM"]
+    assert not psutil.pid_exists(running.pid) or psutil.Process(running.pid).status() == "zombie"  # type: ignore[arg-type]
+    gone = not child.is_running() or child.status() == psutil.STATUS_ZOMBIE
+    assert gone, "the grandchild survived the stop"
+
+
+async def test_autorestart_never_and_on_failure(agent: tuple[Supervisor, Recorder]) -> None:
+    sup, rec = agent
+    code = "import sys, time\ntime.sleep(0.4)\nsys.exit(int(sys.argv[1]))"
+    # startsecs=0: RUNNING at once, so the exit is a run ending, not a failed start.
+    await sup.apply(_cmd("never", 1, _spec(code, "1", startsecs=0, autorestart=Autorestart.NEVER)))
+    await sup.apply(_cmd("expected", 1, _spec(
+        code, "2", startsecs=0, autorestart=Autorestart.ON_FAILURE, exitcodes=[0, 2])))
+    await sup.apply(_cmd("failure", 1, _spec(
+        code, "1", startsecs=0, autorestart=Autorestart.ON_FAILURE, exitcodes=[0, 2])))
+    never = await rec.wait_state("never", S.EXITED)
+    assert never.exit_code == 1 and "unexpected" in never.reason
+    expected = await rec.wait_state("expected", S.EXITED)
+    assert expected.exit_code == 2 and "(expected" in expected.reason
+    restarted = await rec.wait_for(
+        lambda e: e.instance_id == "failure" and e.new == S.STARTING and e.restart_count == 1)
+    assert restarted.generation == 1
+    assert rec.states("never") == [S.STARTING, S.RUNNING, S.EXITED]
+    assert rec.states("expected") == [S.STARTING, S.RUNNING, S.EXITED]
+
+
+async def test_generation_fencing(agent: tuple[Supervisor, Recorder]) -> None:
+    sup, rec = agent
+    spec = _spec(SLEEPER)
+    assert await sup.apply(_cmd("g", 5, spec))
+    first = await rec.wait_state("g", S.RUNNING)
+    # Older and equal generations are ignored, a stop included; syncs repeat harmlessly.
+    assert not await sup.apply(_cmd("g", 4, spec, DesiredState.STOPPED))
+    assert not await sup.apply(_cmd("g", 5, spec, DesiredState.STOPPED, restart=True))
+    assert not await sup.apply(SyncCommand(instances=[_cmd("g", 5, spec, DesiredState.STOPPED)]))
+    assert not await sup.apply(RemoveCommand(instance_id="g", generation=5))
+    assert sup.instances["g"].pid == first.pid and sup.instances["g"].generation == 5
+    # A newer restart stops the process and starts a new one.
+    seen = len(rec.events)
+    assert await sup.apply(_cmd("g", 6, spec, restart=True))
+    stopped = await rec.wait_state("g", S.STOPPED, after=seen)
+    assert "restart requested" in stopped.reason
+    again = await rec.wait_state("g", S.RUNNING, after=seen)
+    assert again.pid != first.pid and again.generation == 6
+    # A sync leaves unlisted instances alone and applies listed ones by the same rule.
+    assert await sup.apply(SyncCommand(instances=[_cmd("other", 1, spec)]))
+    await rec.wait_state("other", S.RUNNING)
+    assert sup.instances["g"].pid == again.pid
+    # Remove: stops, forgets, deletes the instance dir, keeps logs; older applies stay fenced.
+    seen = len(rec.events)
+    assert await sup.apply(RemoveCommand(instance_id="g", generation=7))
+    await rec.wait_state("g", S.STOPPED, after=seen)
+    inst_dir = sup.layout.instance("g").dir
+    for _ in range(200):
+        if not inst_dir.exists():
+            break
+        await asyncio.sleep(0.05)
+    assert not inst_dir.exists()
+    assert "Z up\n" in (sup.layout.instance("g").log_dir / "output.log").read_text()
+    assert "g" not in sup.instances
+    assert not await sup.apply(_cmd("g", 6, spec))
+
+
+async def test_spec_files_outside_the_instance_dir_are_refused(
+    agent: tuple[Supervisor, Recorder], tmp_path: Path
+) -> None:
+    sup, rec = agent
+    for i, name in enumerate(["../escape.txt", "/tmp/abs.txt", "a/../../b", ".botfleet/state.json"]):
+        spec = _spec(SLEEPER, files={"ok.txt": "x", name: "evil"})
+        await sup.apply(_cmd(f"files{i}", 1, spec))
+        fatal = await rec.wait_state(f"files{i}", S.FATAL)
+        assert name in fatal.reason
+        assert fatal.pid is None
+    assert not (tmp_path / "state" / "instances" / "escape.txt").exists()
+    assert not Path("/tmp/abs.txt").exists() or Path("/tmp/abs.txt").read_text() != "evil"
+
+
+async def test_spec_files_are_written_and_argv_is_passed_literally(
+    agent: tuple[Supervisor, Recorder]
+) -> None:
+    sup, rec = agent
+    nasty = ["; rm -rf / $(whoami) 'x'", "`id`", "a\"b", "$HOME", "{instance_dir}/cfg.json", "*"]
+    code = ("import json, os, sys\nprint(json.dumps({'argv': sys.argv[1:], 'cwd': os.getcwd(), "
+            "'env': os.environ.get('BOT_ENV'), 'unbuf': os.environ.get('PYTHONUNBUFFERED'), "
+            "'cfg': open('conf/cfg.json').read()}), flush=True)")
+    spec = _spec(code, *nasty, startsecs=0, autorestart=Autorestart.NEVER,
+                 files={"conf/cfg.json": '{"a": 1}'}, env={"BOT_ENV": "{instance_dir}!"},
+                 add_timestamps=False)
+    await sup.apply(_cmd("argv", 1, spec))
+    await rec.wait_state("argv", S.EXITED)
+    paths = sup.layout.instance("argv")
+    text = await _wait_file(paths.log_dir / "output.log", lambda t: t.endswith("\n"))
+    got = json.loads(text)
+    inst_dir = str(paths.dir)
+    assert got["argv"] == [*nasty[:4], f"{inst_dir}/cfg.json", "*"]
+    assert got["cwd"] == inst_dir
+    assert got["env"] == f"{inst_dir}!"
+    assert got["unbuf"] == "1"
+    assert got["cfg"] == '{"a": 1}'
