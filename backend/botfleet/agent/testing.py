@@ -81,8 +81,11 @@ async def _standalone(state_dir: Path, commands: list[str]) -> None:
     from pydantic import TypeAdapter
 
     from botfleet.agent.supervisor import Supervisor
+    from botfleet.logs import configure_logging
     from botfleet.protocol import Command
     from botfleet.settings import AgentSettings
+
+    configure_logging()  # to stderr: stdout carries the events
 
     def emit(event: StateChange) -> None:
         sys.stdout.write(event.model_dump_json() + "\n")
