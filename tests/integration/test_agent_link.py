@@ -1,0 +1,185 @@
+"""The dial-in link against a real HTTP server (uvicorn + starlette + sse-starlette) that
+speaks the agent protocol's three endpoints with a few lines each: announce, the command
+stream (SSE with Last-Event-ID) and event batches (deduplicated by run_id/seq)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+import uvicorn
+from sse_starlette.sse import AppStatus, EventSourceResponse
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from botfleet.agent.main import serve
+from botfleet.agent.testing import python_bot
+from botfleet.protocol import (
+    Announce,
+    AnnounceReply,
+    ApplyCommand,
+    EventBatch,
+    EventBatchReply,
+    LogLines,
+    MetricsEvent,
+    ProcessSpec,
+    StateChange,
+    StopStep,
+)
+from botfleet.settings import AgentSettings
+
+TOKEN = "test-token"
+
+
+@dataclass
+class FakeApi:
+    """Just enough of the api's agent endpoints; records what the agent sent."""
+
+    announces: list[Announce] = field(default_factory=list)
+    batches: list[EventBatch] = field(default_factory=list)
+    stream_headers: list[str | None] = field(default_factory=list)
+    commands: list[tuple[str, str]] = field(default_factory=list)
+    new_command: asyncio.Event = field(default_factory=asyncio.Event)
+    changed: asyncio.Event = field(default_factory=asyncio.Event)
+    seen: set[tuple[str, int]] = field(default_factory=set)
+    drop_stream_after_first: bool = True
+
+    def push(self, command: ApplyCommand) -> None:
+        self.commands.append((f"{len(self.commands) + 1}-0", command.model_dump_json()))
+        self.new_command.set()
+
+    def _authorized(self, request: Request) -> bool:
+        return request.headers.get("authorization") == f"Bearer {TOKEN}"
+
+    async def announce(self, request: Request) -> Response:
+        if not self._authorized(request):
+            return Response(status_code=401)
+        self.announces.append(Announce.model_validate_json(await request.body()))
+        self.changed.set()
+        reply = AnnounceReply(host_id="h1", server_time=datetime.now(UTC), resume_from="0-0")
+        return Response(reply.model_dump_json(), media_type="application/json")
+
+    async def command_stream(self, request: Request) -> Response:
+        if not self._authorized(request):
+            return Response(status_code=401)
+        last = request.headers.get("last-event-id")
+        self.stream_headers.append(last)
+        self.changed.set()
+        start = int(last.split("-")[0]) if last else 0
+        first_connection = len(self.stream_headers) == 1
+
+        async def events() -> AsyncIterator[dict[str, str]]:
+            index = start
+            while True:
+                while index < len(self.commands):
+                    cid, data = self.commands[index]
+                    index += 1
+                    yield {"event": "command", "id": cid, "data": data}
+                    if first_connection and self.drop_stream_after_first:
+                        return  # a dropped connection: the agent must resume after cid
+                self.new_command.clear()
+                await self.new_command.wait()
+
+        return EventSourceResponse(events(), ping=1)
+
+    async def events(self, request: Request) -> Response:
+        if not self._authorized(request):
+            return Response(status_code=401)
+        batch = EventBatch.model_validate_json(await request.body())
+        key = (batch.run_id, batch.seq)
+        accepted = key not in self.seen
+        if accepted:
+            self.seen.add(key)
+            self.batches.append(batch)
+            self.changed.set()
+        return JSONResponse(json.loads(EventBatchReply(accepted=accepted).model_dump_json()))
+
+    def app(self) -> Starlette:
+        return Starlette(routes=[
+            Route("/api/v1/agent/announce", self.announce, methods=["POST"]),
+            Route("/api/v1/agent/commands", self.command_stream, methods=["GET"]),
+            Route("/api/v1/agent/events", self.events, methods=["POST"]),
+        ])
+
+    async def wait(self, predicate: object, timeout: float = 20.0) -> None:
+        async with asyncio.timeout(timeout):
+            while not predicate():  # type: ignore[operator]
+                self.changed.clear()
+                await self.changed.wait()
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture
+async def api() -> AsyncIterator[tuple[FakeApi, str]]:
+    AppStatus.should_exit = False
+    fake = FakeApi()
+    port = _free_port()
+    server = uvicorn.Server(uvicorn.Config(fake.app(), host="127.0.0.1", port=port,
+                                           log_level="warning", lifespan="off"))
+    task = asyncio.create_task(server.serve())
+    while not server.started:
+        await asyncio.sleep(0.01)
+    yield fake, f"http://127.0.0.1:{port}"
+    server.should_exit = True
+    fake.new_command.set()
+    await asyncio.wait_for(task, 10)
+    AppStatus.should_exit = False
+
+
+async def test_agent_announces_follows_commands_and_streams_events(
+    api: tuple[FakeApi, str], tmp_path: Path
+) -> None:
+    fake, url = api
+    settings = AgentSettings(home=tmp_path, api_url=url, agent_token=TOKEN, agent_host="vps1",
+                             heartbeat_interval=0.2)
+    stop = asyncio.Event()
+    agent = asyncio.create_task(serve(settings, stop))
+    await fake.wait(lambda: fake.announces and fake.stream_headers)
+    announce = fake.announces[0]
+    assert announce.host == "vps1" and announce.instances == [] and announce.metrics is not None
+    assert fake.stream_headers[0] == "0-0"  # AnnounceReply.resume_from
+
+    spec = ProcessSpec(argv=python_bot("import time\nfor i in range(3): print('hello', i)\n"
+                                       "time.sleep(60)"), startsecs=0.1,
+                       stop_ladder=[StopStep(signal="SIGKILL", timeout=5)])
+    fake.push(ApplyCommand(instance_id="i1", generation=1, desired="running", spec=spec))
+
+    def events() -> list[object]:
+        return [e for b in fake.batches for e in b.events]
+
+    def states() -> list[str]:
+        return [e.new.value for e in events() if isinstance(e, StateChange)]
+
+    def lines() -> list[str]:
+        return [t for e in events() if isinstance(e, LogLines) for t in e.lines]
+
+    await fake.wait(lambda: "RUNNING" in states() and len(lines()) == 3)
+    assert lines()[0].endswith("Z hello 0")
+    first_log = next(e for e in events() if isinstance(e, LogLines))
+    assert first_log.instance_id == "i1" and first_log.first_seq == 1
+    await fake.wait(lambda: any(isinstance(e, MetricsEvent) for e in events()))
+    # The first stream was dropped after command 1-0: the agent resumed after it.
+    await fake.wait(lambda: len(fake.stream_headers) >= 2)
+    assert fake.stream_headers[1] == "1-0"
+    # A command on the resumed stream is applied (the stop).
+    fake.push(ApplyCommand(instance_id="i1", generation=2, desired="stopped", spec=spec))
+    await fake.wait(lambda: "STOPPED" in states())
+    # Batches are numbered 1, 2, 3... within one run.
+    seqs = [b.seq for b in fake.batches]
+    assert seqs == list(range(1, len(seqs) + 1))
+    assert {b.run_id for b in fake.batches} == {announce.run_id}
+    stop.set()
+    await asyncio.wait_for(agent, 10)
