@@ -108,7 +108,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
     for item in fleet.items:
         what = "created" if item.created else "exists "
         print(f"  {what} {item.kind:<9} {item.name:<20} {item.id}")
-    print("\nwatch them (server-sent events; TOKEN is in HOME/cli.token):")
+    print("\nwatch them (server-sent events):")
+    if not args.token:
+        print(f"  TOKEN=$(cat {settings.home.resolve() / 'cli.token'})")
     for item in fleet.items:
         print(f"  curl -N -H \"Authorization: Bearer $TOKEN\" {item.watch}")
     print(f"  curl -N -H \"Authorization: Bearer $TOKEN\" {fleet.url}/api/v1/events")

@@ -1,0 +1,100 @@
+#!/usr/bin/env bash
+# The test suite, for people and CI alike (arguments go to pytest: scripts/test.sh -k cli -x).
+#
+# Installs what is missing (.venv with botfleet[server,test], frontend npm packages, Debian's
+# redis-server), starts a private Redis on a free port (stopped on exit), uses PostgreSQL on
+# 127.0.0.1:5432 when it answers (starting a local cluster if one is installed but down), then
+# runs pytest and exits with its code. BOTFLEET_TEST_REDIS_URL / BOTFLEET_TEST_POSTGRES_URL set
+# beforehand are used as they are.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+source scripts/venv.sh
+
+ensure_venv server,test
+ensure_frontend_deps
+ensure_debian_packages redis-server:redis-server
+PY=.venv/bin/python
+
+free_port() {
+    "$PY" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+# --- Redis: a private server, nothing kept on disk -----------------------------------------
+REDIS_PID=""
+REDIS_DIR=""
+cleanup() {
+    if [ -n "$REDIS_PID" ]; then kill "$REDIS_PID" 2>/dev/null || true; wait "$REDIS_PID" 2>/dev/null || true; fi
+    if [ -n "$REDIS_DIR" ]; then rm -rf "$REDIS_DIR"; fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+if [ -z "${BOTFLEET_TEST_REDIS_URL:-}" ]; then
+    REDIS_DIR="$(mktemp -d -t botfleet-test-redis.XXXXXX)"
+    for _attempt in 1 2 3; do
+        REDIS_PORT="$(free_port)"
+        redis-server --bind 127.0.0.1 --port "$REDIS_PORT" --save "" --appendonly no \
+            --dir "$REDIS_DIR" --logfile "$REDIS_DIR/redis.log" &
+        REDIS_PID=$!
+        if "$PY" - "$REDIS_PORT" <<'PYEOF'; then break; fi
+import sys, time, redis
+client = redis.Redis(port=int(sys.argv[1]))
+deadline = time.monotonic() + 20
+while time.monotonic() < deadline:
+    try:
+        sys.exit(0 if client.ping() else 1)
+    except redis.ConnectionError:
+        time.sleep(0.1)
+sys.exit(1)
+PYEOF
+        kill "$REDIS_PID" 2>/dev/null || true; wait "$REDIS_PID" 2>/dev/null || true; REDIS_PID=""
+    done
+    if [ -z "$REDIS_PID" ]; then log "redis-server did not start; see $REDIS_DIR/redis.log"; exit 1; fi
+    export BOTFLEET_TEST_REDIS_URL="redis://127.0.0.1:$REDIS_PORT/0"
+    log "started redis-server on 127.0.0.1:$REDIS_PORT (pid $REDIS_PID, stopped on exit)"
+else
+    log "using BOTFLEET_TEST_REDIS_URL=$BOTFLEET_TEST_REDIS_URL"
+fi
+
+# --- PostgreSQL: the local server when it answers ------------------------------------------
+postgres_answers() {
+    "$PY" - <<'PYEOF'
+import asyncio, sys
+import asyncpg
+async def main():
+    conn = await asyncpg.connect("postgresql://postgres@127.0.0.1:5432/postgres", timeout=5)
+    await conn.close()
+try:
+    asyncio.run(main())
+except Exception as exc:
+    print(f"  ({type(exc).__name__}: {exc})", file=sys.stderr)
+    sys.exit(1)
+PYEOF
+}
+
+if [ -z "${BOTFLEET_TEST_POSTGRES_URL:-}" ]; then
+    if ! postgres_answers 2>/dev/null && command -v pg_lsclusters >/dev/null 2>&1; then
+        pg_lsclusters --no-header 2>/dev/null | while read -r version name _rest; do
+            log "starting PostgreSQL cluster $version/$name"
+            pg_ctlcluster "$version" "$name" start 2>/dev/null || true
+        done
+    fi
+    if postgres_answers; then
+        export BOTFLEET_TEST_POSTGRES_URL="postgresql+asyncpg://postgres@127.0.0.1:5432/postgres"
+        log "PostgreSQL answers on 127.0.0.1:5432: tests run on SQLite and PostgreSQL"
+    else
+        log "no PostgreSQL on 127.0.0.1:5432 (user postgres, no password): tests run on SQLite ONLY"
+    fi
+else
+    log "using BOTFLEET_TEST_POSTGRES_URL"
+fi
+
+# --- pytest --------------------------------------------------------------------------------
+status=0
+"$PY" -m pytest -q -p no:cacheprovider "$@" || status=$?
+if [ "$status" -eq 5 ]; then
+    log "pytest collected no tests: that is a failure"
+    status=1
+fi
+exit "$status"
