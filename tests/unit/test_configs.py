@@ -141,7 +141,12 @@ _DELETE = object()
         ("v8", "live.approved_coins", {"up": ["BTC"]}, "live.approved_coins.up"),
         ("v8", "live.leverage", "10", "live.leverage"),
         ("v8", "bot.long.risk.n_positions", "3", "bot.long.risk.n_positions"),
-        ("v8", "bot.short.risk.total_wallet_exposure_limit", True, "bot.short.risk.total_wallet_exposure_limit"),  # fmt: skip
+        (
+            "v8",
+            "bot.short.risk.total_wallet_exposure_limit",
+            True,
+            "bot.short.risk.total_wallet_exposure_limit",
+        ),
         ("v8", "bot.long.risk", 1.0, "bot.long.risk"),
         ("v8", "backtest.exchanges", "binance", "backtest.exchanges"),
         ("v8", "optimize.iters", "many", "optimize.iters"),
@@ -168,7 +173,9 @@ def test_live_needs_the_account_but_a_stored_config_does_not() -> None:
     assert "api-keys.json" in info.value.message
 
 
-@pytest.mark.parametrize(("purpose", "section"), [("backtest", "backtest"), ("optimize", "optimize")])
+@pytest.mark.parametrize(
+    ("purpose", "section"), [("backtest", "backtest"), ("optimize", "optimize")]
+)
 def test_jobs_need_their_sections(purpose: str, section: str) -> None:
     document = _broken("v8", section, _DELETE)
     get_profile("passivbot-v8").validate_config(document)
@@ -179,9 +186,14 @@ def test_jobs_need_their_sections(purpose: str, section: str) -> None:
 
 @pytest.mark.parametrize(
     "coins",
-    [["BTC", "ETH"], "configs/approved_coins.json", "all", {"long": "all", "short": []},
-     {"long": ["BTC/USDT:USDT"], "short": ["ETH"]}],
-)  # fmt: skip
+    [
+        ["BTC", "ETH"],
+        "configs/approved_coins.json",
+        "all",
+        {"long": "all", "short": []},
+        {"long": ["BTC/USDT:USDT"], "short": ["ETH"]},
+    ],
+)
 def test_approved_coins_take_every_form_passivbot_reads(coins: Any) -> None:
     document = _broken("v8", "live.approved_coins", coins)
     assert get_profile("passivbot-v8").validate_config(document, purpose="live") is document
@@ -223,7 +235,11 @@ def test_overrides_are_deep_merged_by_dotted_keys() -> None:
         ({"optimize.iters": "100"}, "optimize.iters", "same type"),
         ({"backtest.exchanges": "binance"}, "backtest.exchanges", "same type"),
         ({"live.user.name": "x"}, "live.user.name", "no such key"),
-        ({"bot": {"long": {"risk": {"n_positions": [1]}}}}, "bot.long.risk.n_positions", "same type"),
+        (
+            {"bot": {"long": {"risk": {"n_positions": [1]}}}},
+            "bot.long.risk.n_positions",
+            "same type",
+        ),
         ({"": 1}, "", "dotted"),
     ],
 )

@@ -41,7 +41,9 @@ def test_passivbot_is_stopped_by_sigint_then_sigterm_then_sigkill(name: str) -> 
 
 def test_v8_live_command_runs_the_console_script() -> None:
     s = settings(passivbot_v8_command="/opt/pb/bin/passivbot")
-    cmd = get_profile("passivbot-v8").live_command(config_path="config.json", simulated=False, settings=s)
+    cmd = get_profile("passivbot-v8").live_command(
+        config_path="config.json", simulated=False, settings=s
+    )
     assert cmd.argv == ["/opt/pb/bin/passivbot", "live", "config.json"]
     assert cmd.env == {"PYTHONUNBUFFERED": "1"}
     sim = get_profile("passivbot-v8").live_command(config_path="c.json", simulated=True, settings=s)
@@ -50,11 +52,15 @@ def test_v8_live_command_runs_the_console_script() -> None:
 
 def test_v7_live_command_runs_main_py_in_the_checkout(tmp_path: Path) -> None:
     s = settings(passivbot_v7_root=tmp_path, passivbot_v7_python="/venv/bin/python")
-    cmd = get_profile("passivbot-v7").live_command(config_path="/i/c.json", simulated=False, settings=s)
+    cmd = get_profile("passivbot-v7").live_command(
+        config_path="/i/c.json", simulated=False, settings=s
+    )
     assert cmd.argv == ["/venv/bin/python", "-u", "src/main.py", "/i/c.json"]
     assert cmd.cwd == str(tmp_path)
     assert cmd.env["PYTHONUNBUFFERED"] == "1"
-    sim = get_profile("passivbot-v7").live_command(config_path="/i/c.json", simulated=True, settings=s)
+    sim = get_profile("passivbot-v7").live_command(
+        config_path="/i/c.json", simulated=True, settings=s
+    )
     assert sim.argv == ["{python}", "-u", "src/main.py", "/i/c.json"]
     assert sim.cwd == "{demo_v7_root}"
 
@@ -64,8 +70,13 @@ def test_v7_without_a_checkout_says_which_setting_to_set() -> None:
     with pytest.raises(UnavailableProfile, match="BOTFLEET_PASSIVBOT_V7_ROOT"):
         profile.live_command(config_path="c.json", simulated=False, settings=settings())
     with pytest.raises(UnavailableProfile, match="BOTFLEET_PASSIVBOT_V7_ROOT"):
-        profile.job_command(JobKind.BACKTEST, config_path="c.json", job_dir="/j",
-                            simulated=False, settings=settings())  # fmt: skip
+        profile.job_command(
+            JobKind.BACKTEST,
+            config_path="c.json",
+            job_dir="/j",
+            simulated=False,
+            settings=settings(),
+        )
     cmd = profile.live_command(config_path="c.json", simulated=True, settings=settings())
     assert cmd.cwd == "{demo_v7_root}", "the stand-in needs no checkout"
 
@@ -73,15 +84,20 @@ def test_v7_without_a_checkout_says_which_setting_to_set() -> None:
 @pytest.mark.parametrize("kind", [JobKind.BACKTEST, JobKind.OPTIMIZE])
 def test_job_commands(kind: JobKind, tmp_path: Path) -> None:
     s = settings(passivbot_v7_root=tmp_path)
-    v8 = get_profile("passivbot-v8").job_command(kind, config_path="c.json", job_dir="/jobs/1",
-                                                 simulated=False, settings=s)  # fmt: skip
+    v8 = get_profile("passivbot-v8").job_command(
+        kind, config_path="c.json", job_dir="/jobs/1", simulated=False, settings=s
+    )
     assert v8.argv == ["passivbot", kind.value, "c.json"] and v8.cwd == "/jobs/1"
-    sim8 = get_profile("passivbot-v8").job_command(kind, config_path="c.json", job_dir="/jobs/1",
-                                                   simulated=True, settings=s)  # fmt: skip
+    sim8 = get_profile("passivbot-v8").job_command(
+        kind, config_path="c.json", job_dir="/jobs/1", simulated=True, settings=s
+    )
     assert sim8.argv == ["{python}", "-m", "botfleet.demo", kind.value, "c.json"]
-    v7 = get_profile("passivbot-v7").job_command(kind, config_path="c.json", job_dir="/jobs/1",
-                                                 simulated=False, settings=s)  # fmt: skip
-    assert v7.argv == ["python3", "-u", f"src/{kind.value}.py", "c.json"] and v7.cwd == str(tmp_path)
+    v7 = get_profile("passivbot-v7").job_command(
+        kind, config_path="c.json", job_dir="/jobs/1", simulated=False, settings=s
+    )
+    assert v7.argv == ["python3", "-u", f"src/{kind.value}.py", "c.json"] and v7.cwd == str(
+        tmp_path
+    )
 
 
 def test_job_config_sends_results_into_the_job_dir(tmp_path: Path) -> None:
@@ -98,19 +114,28 @@ def test_job_config_sends_results_into_the_job_dir(tmp_path: Path) -> None:
 
 def test_custom_argv_is_kept_literally_and_config_is_substituted() -> None:
     argv = ["./bot", "--config={config}", "; rm -rf / && echo $HOME", "`id`", "a b", "{config}"]
-    cmd = get_profile("custom").live_command(config_path="/inst/c.json", simulated=False,
-                                             settings=settings(), argv=argv)  # fmt: skip
-    assert cmd.argv == ["./bot", "--config=/inst/c.json", "; rm -rf / && echo $HOME", "`id`",
-                        "a b", "/inst/c.json"]  # fmt: skip
+    cmd = get_profile("custom").live_command(
+        config_path="/inst/c.json", simulated=False, settings=settings(), argv=argv
+    )
+    assert cmd.argv == [
+        "./bot",
+        "--config=/inst/c.json",
+        "; rm -rf / && echo $HOME",
+        "`id`",
+        "a b",
+        "/inst/c.json",
+    ]
     assert argv[1] == "--config={config}", "the caller's list is not modified"
 
 
-@pytest.mark.parametrize(("argv", "key"), [(None, "argv"), ([], "argv"), (["x", ""], "argv[1]"),
-                                           (["x", 3], "argv[1]")])  # fmt: skip
+@pytest.mark.parametrize(
+    ("argv", "key"), [(None, "argv"), ([], "argv"), (["x", ""], "argv[1]"), (["x", 3], "argv[1]")]
+)
 def test_custom_argv_must_be_non_empty_strings(argv: object, key: str) -> None:
     with pytest.raises(ConfigError) as info:
-        get_profile("custom").live_command(config_path="c", simulated=False, settings=settings(),
-                                           argv=argv)  # type: ignore[arg-type]  # fmt: skip
+        get_profile("custom").live_command(
+            config_path="c", simulated=False, settings=settings(), argv=argv
+        )  # type: ignore[arg-type]
     assert info.value.key == key
 
 
@@ -121,25 +146,34 @@ def test_custom_takes_any_object_runs_no_jobs_and_stops_with_sigterm() -> None:
     assert [s.signal for s in custom.stop_ladder] == ["SIGTERM", "SIGKILL"]
     assert custom.stop_ladder[0].timeout == 10.0
     with pytest.raises(UnavailableProfile):
-        custom.job_command(JobKind.BACKTEST, config_path="c", job_dir="/j", simulated=False,
-                           settings=settings())  # fmt: skip
+        custom.job_command(
+            JobKind.BACKTEST, config_path="c", job_dir="/j", simulated=False, settings=settings()
+        )
 
 
 PREFIX = "2026-08-22T12:34:56Z MainProcess  INFO     "
 
 
 def test_optimize_progress_from_real_format_lines() -> None:
-    parser = get_profile("passivbot-v8").progress_parser(JobKind.OPTIMIZE, {"optimize": {"iters": 1000}})
+    parser = get_profile("passivbot-v8").progress_parser(
+        JobKind.OPTIMIZE, {"optimize": {"iters": 1000}}
+    )
     assert parser.feed(PREFIX + "loading config") is None
     start = parser.feed(PREFIX + "Starting optimize...")
     assert start is not None and start.fraction == 0.0
     seeded = parser.feed(PREFIX + "Evaluated 2/5 starting configs")
     assert seeded is not None and seeded.phase == "starting configs"
     assert seeded.detail["starting_configs"] == 2 and seeded.detail["starting_configs_total"] == 5
-    it = parser.feed(PREFIX + "Iter: 250 | Pareto ↑ | +3/-1 | size:12 | adg:(0.001,0.002) | dd:(0.1,0.3)")
+    it = parser.feed(
+        PREFIX + "Iter: 250 | Pareto ↑ | +3/-1 | size:12 | adg:(0.001,0.002) | dd:(0.1,0.3)"
+    )
     assert it is not None and it.fraction == 0.25 and it.detail["front_size"] == 12
     assert it.detail["evaluations"] == 250 and it.detail["iters"] == 1000
-    upd = parser.feed("2026-08-22T12:35:00.123456Z " + PREFIX + "Pareto update | eval=500 | front=14 | objectives=[adg, dd]")
+    upd = parser.feed(
+        "2026-08-22T12:35:00.123456Z "
+        + PREFIX
+        + "Pareto update | eval=500 | front=14 | objectives=[adg, dd]"
+    )
     assert upd is not None and upd.fraction == 0.5 and upd.detail["front_size"] == 14
     gen = parser.feed(PREFIX + "Gen 7 complete | evals=100 | total=700 | front=15 | elapsed=12.5s")
     assert gen is not None and gen.fraction == 0.7
@@ -151,7 +185,9 @@ def test_optimize_progress_from_real_format_lines() -> None:
 
 
 def test_optimize_fraction_never_goes_down() -> None:
-    parser = get_profile("passivbot-v7").progress_parser(JobKind.OPTIMIZE, {"optimize": {"iters": 100}})
+    parser = get_profile("passivbot-v7").progress_parser(
+        JobKind.OPTIMIZE, {"optimize": {"iters": 100}}
+    )
     parser.feed("Iter: 60 | Pareto ↑ | +1/-0 | size:3 | a:(1,2)")
     late = parser.feed("Pareto update | eval=40 | front=3 | objectives=[a]")
     assert late is not None and late.fraction == 0.6
@@ -186,14 +222,22 @@ def _optimize_run(root: Path, name: str, base_dir: str) -> Path:
 def test_v7_optimize_results_are_found_by_the_jobs_base_dir_and_moved_in(tmp_path: Path) -> None:
     root, job_dir, other_job = tmp_path / "v7", tmp_path / "jobs" / "1", tmp_path / "jobs" / "2"
     job_dir.mkdir(parents=True)
-    other = _optimize_run(root, "2026-01-01T00_00_00_binance_30days_BTC_aaaa", str(other_job / "backtests"))
+    other = _optimize_run(
+        root, "2026-01-01T00_00_00_binance_30days_BTC_aaaa", str(other_job / "backtests")
+    )
     _optimize_run(root, "2026-01-01T00_00_01_binance_30days_BTC_bbbb", str(job_dir / "backtests"))
     results = get_profile("passivbot-v7").read_results(JobKind.OPTIMIZE, job_dir, roots=[root])  # type: ignore[call-arg]
-    assert results.summary["results_dir"] == "optimize_results/2026-01-01T00_00_01_binance_30days_BTC_bbbb"
+    assert (
+        results.summary["results_dir"]
+        == "optimize_results/2026-01-01T00_00_01_binance_30days_BTC_bbbb"
+    )
     assert results.summary["pareto"] == [
-        {"hash": "abc123", "analysis": {"adg": 0.001},
-         "config_path": f"{results.summary['results_dir']}/pareto/abc123.json"}
-    ]  # fmt: skip
+        {
+            "hash": "abc123",
+            "analysis": {"adg": 0.001},
+            "config_path": f"{results.summary['results_dir']}/pareto/abc123.json",
+        }
+    ]
     assert f"{results.summary['results_dir']}/all_results.bin" in results.artifacts
     assert other.is_dir(), "another job's results stay where they are"
 

@@ -44,8 +44,9 @@ def main(argv: list[str] | None = None, *, version: str = "v8") -> int:
     if args.command == "optimize":
         from botfleet.demo.optimize import run_optimize
 
-        return run_optimize(args.config, starting_configs=args.starting_configs,
-                            resume=args.resume, version=version)  # fmt: skip
+        return run_optimize(
+            args.config, starting_configs=args.starting_configs, resume=args.resume, version=version
+        )
     from botfleet.demo.backtest import run_download
 
     return run_download(args.config)

@@ -23,11 +23,28 @@ from botfleet.demo.common import config_seed, env_float, side_coins
 
 __all__ = ["fake_metrics", "run_backtest", "run_download", "tiny_png"]
 
-_METRICS = ("adg", "adg_w", "mdg", "mdg_w", "gain", "drawdown_worst", "drawdown_worst_mean_1pct",
-            "expected_shortfall_1pct", "sharpe_ratio", "sortino_ratio", "calmar_ratio",
-            "omega_ratio", "sterling_ratio", "loss_profit_ratio", "position_held_hours_max",
-            "position_held_hours_mean", "positions_held_per_day", "volume_pct_per_day_avg",
-            "equity_balance_diff_neg_max", "peak_recovery_hours_equity")  # fmt: skip
+_METRICS = (
+    "adg",
+    "adg_w",
+    "mdg",
+    "mdg_w",
+    "gain",
+    "drawdown_worst",
+    "drawdown_worst_mean_1pct",
+    "expected_shortfall_1pct",
+    "sharpe_ratio",
+    "sortino_ratio",
+    "calmar_ratio",
+    "omega_ratio",
+    "sterling_ratio",
+    "loss_profit_ratio",
+    "position_held_hours_max",
+    "position_held_hours_mean",
+    "positions_held_per_day",
+    "volume_pct_per_day_avg",
+    "equity_balance_diff_neg_max",
+    "peak_recovery_hours_equity",
+)
 
 
 def _say(message: str) -> None:
@@ -41,12 +58,17 @@ def fake_metrics(rng: random.Random) -> dict[str, float]:
     drawdown = min(0.95, abs(adg) * rng.uniform(40, 160) + rng.uniform(0.01, 0.1))
     values = {name: rng.uniform(0.0, 2.0) for name in _METRICS}
     values.update(
-        adg=adg, adg_w=adg * rng.uniform(0.8, 1.2), mdg=adg * rng.uniform(0.6, 1.0),
-        mdg_w=adg * rng.uniform(0.5, 1.0), gain=(1 + adg) ** 365 - 1, drawdown_worst=drawdown,
+        adg=adg,
+        adg_w=adg * rng.uniform(0.8, 1.2),
+        mdg=adg * rng.uniform(0.6, 1.0),
+        mdg_w=adg * rng.uniform(0.5, 1.0),
+        gain=(1 + adg) ** 365 - 1,
+        drawdown_worst=drawdown,
         drawdown_worst_mean_1pct=drawdown * rng.uniform(0.5, 0.9),
-        sharpe_ratio=adg * rng.uniform(10, 40), loss_profit_ratio=rng.uniform(0.05, 0.9),
+        sharpe_ratio=adg * rng.uniform(10, 40),
+        loss_profit_ratio=rng.uniform(0.05, 0.9),
         position_held_hours_max=rng.uniform(24, 2000),
-    )  # fmt: skip
+    )
     return {k: round(v, 8) for k, v in values.items()}
 
 
@@ -64,10 +86,17 @@ def tiny_png(width: int, height: int, ys: list[float]) -> bytes:
         return struct.pack(">I", len(data)) + tag + data + struct.pack(">I", zlib.crc32(tag + data))
 
     header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b"")
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(raw))
+        + chunk(b"IEND", b"")
+    )
 
 
-def _write_run(path: str, config: dict[str, Any], rng: random.Random, coins: list[str]) -> dict[str, float]:
+def _write_run(
+    path: str, config: dict[str, Any], rng: random.Random, coins: list[str]
+) -> dict[str, float]:
     os.makedirs(path, exist_ok=True)
     metrics = fake_metrics(rng)
     balance = float((config.get("backtest") or {}).get("starting_balance") or 1000)
@@ -82,8 +111,10 @@ def _write_run(path: str, config: dict[str, Any], rng: random.Random, coins: lis
         fh.write(",minute,coin,pnl,fee_paid,balance,qty,price,psize,pprice,type\n")
         for i in range(20):
             coin = coins[i % len(coins)]
-            fh.write(f"{i},{i * 600},{coin},{rng.uniform(-1, 3):.4f},{rng.uniform(0, 0.1):.4f},"
-                     f"{equity[i * 10]:.2f},0.01,{rng.uniform(1, 100):.4f},0.01,0,entry_grid_normal_long\n")  # fmt: skip
+            fh.write(
+                f"{i},{i * 600},{coin},{rng.uniform(-1, 3):.4f},{rng.uniform(0, 0.1):.4f},"
+                f"{equity[i * 10]:.2f},0.01,{rng.uniform(1, 100):.4f},0.01,0,entry_grid_normal_long\n"
+            )
     with gzip.open(os.path.join(path, "balance_and_equity.csv.gz"), "wt") as fh:
         fh.write(",balance,equity\n")
         fh.writelines(f"{i},{e:.4f},{e * 1.001:.4f}\n" for i, e in enumerate(equity))
@@ -129,13 +160,20 @@ def run_backtest(config_path: str, *, suite: bool | None = None, version: str = 
         t0 = time.monotonic()
         time.sleep(pause)
         _say(f"seconds elapsed for backtest: {time.monotonic() - t0:.4f}")
-        path = os.path.join(root, run) if use_suite else _unique(os.path.join(base_dir, run, _stamp()))
+        path = (
+            os.path.join(root, run) if use_suite else _unique(os.path.join(base_dir, run, _stamp()))
+        )
         results[run] = _write_run(path, config, rng, coins)
         for name, value in results[run].items():
             print(f"{name:<32}{value:.8g}", flush=True)
         _say(f"dumping results to {os.path.abspath(path)}")
     if use_suite:
-        summary = {"scenarios": results, "aggregate": {m: sum(r[m] for r in results.values()) / len(results) for m in results[runs[0]]}}  # fmt: skip
+        summary = {
+            "scenarios": results,
+            "aggregate": {
+                m: sum(r[m] for r in results.values()) / len(results) for m in results[runs[0]]
+            },
+        }
         with open(os.path.join(root, "suite_summary.json"), "w") as fh:
             json.dump(summary, fh, indent=4)
         _say(f"suite summary written to {os.path.abspath(root)}/suite_summary.json")

@@ -1,44 +1,24 @@
-"""What the stand-in's commands share: config loading, switches, UTC log formatting, coins."""
+"""What the stand-in's commands share: config loading, switches, coins."""
 
 from __future__ import annotations
 
-import hashlib
 import json
-import logging
 import os
 import sys
-import time
 from typing import Any
 
 __all__ = [
     "PASSIVBOT_VERSION",
-    "UTCFormatter",
     "config_seed",
     "env_float",
     "env_int",
     "exchange_of",
     "load_config",
-    "log_handler",
     "side_coins",
 ]
 
 PASSIVBOT_VERSION = {"v7": "7.12.0", "v8": "8.1.0"}
 _EXCHANGES = ("binance", "bybit", "okx", "bitget", "gateio", "hyperliquid", "kucoin", "defx")
-
-
-class UTCFormatter(logging.Formatter):
-    """passivbot's ``%(asctime)s`` as UTC ``2026-08-22T12:34:56Z``."""
-
-    converter = time.gmtime
-
-    def __init__(self, fmt: str) -> None:
-        super().__init__(fmt, datefmt="%Y-%m-%dT%H:%M:%SZ")
-
-
-def log_handler(stream: Any, fmt: str) -> logging.Handler:
-    handler = logging.StreamHandler(stream)
-    handler.setFormatter(UTCFormatter(fmt))
-    return handler
 
 
 def load_config(path: str) -> dict[str, Any]:
@@ -79,8 +59,9 @@ def config_seed(config: dict[str, Any]) -> int:
     """A seed from BOTFLEET_DEMO_SEED or the config's content (same config, same market)."""
     if os.environ.get("BOTFLEET_DEMO_SEED", "").strip():
         return env_int("BOTFLEET_DEMO_SEED", 0)
-    digest = hashlib.sha256(json.dumps(config, sort_keys=True, default=str).encode())
-    return int.from_bytes(digest.digest()[:8], "big")
+    import zlib
+
+    return zlib.crc32(json.dumps(config, sort_keys=True, default=str).encode())
 
 
 def exchange_of(user: str) -> str:

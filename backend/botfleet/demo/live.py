@@ -8,39 +8,45 @@ with code 130); SIGTERM keeps Python's default (immediate death). Logs
 
 from __future__ import annotations
 
-import logging
 import os
 import random
 import signal
-import subprocess
 import sys
 import time
 from typing import Any
 
 from botfleet.demo.common import (
     PASSIVBOT_VERSION,
-    UTCFormatter,
     config_seed,
     env_float,
     env_int,
     exchange_of,
     load_config,
-    log_handler,
     side_coins,
 )
+from botfleet.demo.lines import LineLog
 
 __all__ = ["run_live"]
 
 LIVE_FORMAT = "%(asctime)s %(levelname)-8s %(message)s"
-_PRICES = {"BTC": 60000.0, "ETH": 3000.0, "SOL": 150.0, "BNB": 600.0, "XMR": 160.0,
-           "XRP": 0.6, "ADA": 0.45, "DOGE": 0.15, "TRX": 0.12, "LTC": 80.0}  # fmt: skip
-_LEVELS = {"warning": logging.WARNING, "info": logging.INFO, "debug": logging.DEBUG, "trace": 5}
+_PRICES = {
+    "BTC": 60000.0,
+    "ETH": 3000.0,
+    "SOL": 150.0,
+    "BNB": 600.0,
+    "XMR": 160.0,
+    "XRP": 0.6,
+    "ADA": 0.45,
+    "DOGE": 0.15,
+    "TRX": 0.12,
+    "LTC": 80.0,
+}
 
 
 class _Bot:
     """The fake bot's state: balance, positions, prices, counters."""
 
-    def __init__(self, config: dict[str, Any], log: logging.Logger) -> None:
+    def __init__(self, config: dict[str, Any], log: LineLog) -> None:
         live = config.get("live") if isinstance(config.get("live"), dict) else {}
         self.log = log
         self.user = str(live.get("user") or "bybit_01")
@@ -64,8 +70,13 @@ class _Bot:
 
     def boot(self, version: str, config_path: str) -> None:
         info = self.log.info
-        info("[boot] passivbot %s (botfleet stand-in) user=%s exchange=%s config=%s",
-             PASSIVBOT_VERSION[version], self.user, self.exchange, config_path)  # fmt: skip
+        info(
+            "[boot] passivbot %s (botfleet stand-in) user=%s exchange=%s config=%s",
+            PASSIVBOT_VERSION[version],
+            self.user,
+            self.exchange,
+            config_path,
+        )
         long, short = (",".join(self.coins[s]) or "-" for s in ("long", "short"))
         info("[boot] approved coins long=%s short=%s leverage=%s", long, short, self.leverage)
         info("[ws] connected %s (simulated market, no network)", self.exchange)
@@ -73,8 +84,12 @@ class _Bot:
 
     def log_balance(self) -> None:
         upnl = sum(q * self.prices[c] * 0.001 for (c, _), q in self.positions.items())
-        self.log.info("[balance] raw %.2f | snap %.2f | equity=%.2f source=ws",
-                      self.balance, round(self.balance, 0), self.balance + upnl)  # fmt: skip
+        self.log.info(
+            "[balance] raw %.2f | snap %.2f | equity=%.2f source=ws",
+            self.balance,
+            round(self.balance, 0),
+            self.balance + upnl,
+        )
 
     def step(self) -> None:
         """One tick of the market and one log line."""
@@ -83,8 +98,12 @@ class _Bot:
             self.prices[coin] *= 1.0 + self.rng.gauss(0.0, 0.002)
         if self.tick % 30 == 0:
             uptime = time.monotonic() - self.started
-            self.log.info("[health] uptime=%.0fs fills=%d orders=%d errors=0 ws=ok",
-                          uptime, self.fills, self.orders)  # fmt: skip
+            self.log.info(
+                "[health] uptime=%.0fs fills=%d orders=%d errors=0 ws=ok",
+                uptime,
+                self.fills,
+                self.orders,
+            )
         elif self.tick % 10 == 0:
             self.log_balance()
         elif self.tick % 3 == 0:
@@ -103,8 +122,15 @@ class _Bot:
         qty = round(10.0 / price, 6) or 0.000001
         buy = "buy" if side == "long" else "sell"
         self.orders += 1
-        self.log.info("[order] create %s %s entry_grid_normal_%s %s %s @ %.6g post_only",
-                      coin, side, side, buy, qty, price)  # fmt: skip
+        self.log.info(
+            "[order] create %s %s entry_grid_normal_%s %s %s @ %.6g post_only",
+            coin,
+            side,
+            side,
+            buy,
+            qty,
+            price,
+        )
 
     def _fill(self) -> None:
         coin, side = self._pick()
@@ -119,28 +145,40 @@ class _Bot:
         self.fills += 1
         kind = f"close_grid_{side}" if closing else f"entry_grid_normal_{side}"
         stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-        self.log.info("[fill] %s %s %s %s %+g @ %.6g, pnl=%+.4f USDT, fee=%.4f USDT id=demo-%06d",
-                      stamp, coin, side, kind, -qty if closing else qty, price, pnl, fee,
-                      self.fills)  # fmt: skip
+        self.log.info(
+            "[fill] %s %s %s %s %+g @ %.6g, pnl=%+.4f USDT, fee=%.4f USDT id=demo-%06d",
+            stamp,
+            coin,
+            side,
+            kind,
+            -qty if closing else qty,
+            price,
+            pnl,
+            fee,
+            self.fills,
+        )
         wel = new * price / max(self.balance, 1e-9)
-        twel = sum(q * self.prices[c] for (c, _), q in self.positions.items()) / max(self.balance, 1e-9)
+        twel = sum(q * self.prices[c] for (c, _), q in self.positions.items()) / max(
+            self.balance, 1e-9
+        )
         action = "close" if closing else ("open" if old == 0 else "increase")
-        self.log.info("[pos] %s %s %s %g -> %g | WEL=%.3f TWEL=%.3f uPnL=%+.4f",
-                      action, coin, side, old, new, wel, twel, 0.0)  # fmt: skip
+        self.log.info(
+            "[pos] %s %s %s %g -> %g | WEL=%.3f TWEL=%.3f uPnL=%+.4f",
+            action,
+            coin,
+            side,
+            old,
+            new,
+            wel,
+            twel,
+            0.0,
+        )
 
 
-def _setup_log(user: str, level: str) -> logging.Logger:
-    log = logging.getLogger("passivbot")
-    log.setLevel(_LEVELS.get(level.lower(), logging.INFO))
-    log.addHandler(log_handler(sys.stderr, LIVE_FORMAT))
+def _setup_log(user: str, level: str) -> LineLog:
+    log = LineLog(sys.stderr, level)
     if os.environ.get("BOTFLEET_DEMO_LOG_FILE", "1").strip().lower() not in ("0", "false", "no"):
-        from logging.handlers import RotatingFileHandler
-
-        os.makedirs("logs", exist_ok=True)
-        handler = RotatingFileHandler(f"logs/{user}.log", maxBytes=10 * 1024 * 1024, backupCount=5)
-        handler.setFormatter(UTCFormatter(LIVE_FORMAT))
-        log.addHandler(handler)
-    log.propagate = False
+        log.rotate_to(os.path.join("logs", f"{user}.log"), 10 * 1024 * 1024, 5)
     return log
 
 
@@ -172,15 +210,18 @@ def run_live(config_path: str, *, log_level: str = "info", version: str = "v8") 
         sigints += 1
         if sigints > 1:
             log.warning("[shutdown] second SIGINT: forcing exit")
-            logging.shutdown()
             os._exit(130)
-        log.info("[shutdown] SIGINT received: cancelling orders and shutting down gracefully "
-                 "(send again to force)")  # fmt: skip
+        log.info(
+            "[shutdown] SIGINT received: cancelling orders and shutting down gracefully "
+            "(send again to force)"
+        )
 
     signal.signal(signal.SIGINT, on_sigint)
     bot.boot(version, config_path)
     child = None
     if os.environ.get("BOTFLEET_DEMO_SPAWN_CHILD", "") == "1":
+        import subprocess
+
         child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(1e9)"])
         log.info("[boot] helper process pid=%d", child.pid)
     flood = env_int("BOTFLEET_DEMO_FLOOD", 0)
@@ -206,7 +247,7 @@ def run_live(config_path: str, *, log_level: str = "info", version: str = "v8") 
     return _shutdown(bot, child)
 
 
-def _shutdown(bot: _Bot, child: subprocess.Popen[bytes] | None) -> int:
+def _shutdown(bot: _Bot, child: Any) -> int:
     deadline = time.monotonic() + env_float("BOTFLEET_DEMO_SHUTDOWN_SECONDS", 0.2)
     while time.monotonic() < deadline:
         time.sleep(0.05)
@@ -218,9 +259,12 @@ def _shutdown(bot: _Bot, child: subprocess.Popen[bytes] | None) -> int:
     return 0
 
 
-def _crash(log: logging.Logger, after: float) -> int:
-    log.error("[health] fatal error after %.1fs: RuntimeError: simulated crash "
-              "(BOTFLEET_DEMO_CRASH_AFTER)", after)  # fmt: skip
+def _crash(log: LineLog, after: float) -> int:
+    log.error(
+        "[health] fatal error after %.1fs: RuntimeError: simulated crash "
+        "(BOTFLEET_DEMO_CRASH_AFTER)",
+        after,
+    )
     sys.stderr.write(
         "Traceback (most recent call last):\n"
         f'  File "{__file__}", line 1, in run_live\n'

@@ -30,9 +30,22 @@ import uuid
 from typing import Any
 
 from botfleet.demo.backtest import fake_metrics
-from botfleet.demo.common import config_seed, env_float, env_int, load_config, log_handler, side_coins
+from botfleet.demo.common import (
+    config_seed,
+    env_float,
+    env_int,
+    load_config,
+    side_coins,
+)
 
 __all__ = ["run_optimize"]
+
+
+class _UTCFormatter(logging.Formatter):
+    """passivbot's ``%(asctime)s`` as UTC ``2026-08-22T12:34:56Z``."""
+
+    converter = time.gmtime
+
 
 OPTIMIZE_FORMAT = "%(asctime)s %(processName)-12s %(levelname)-8s %(message)s"
 _MINIMIZE = ("drawdown", "loss", "hours", "days", "shortfall", "stuck", "recovery")
@@ -141,18 +154,27 @@ def _count_starting(path: str | None) -> int:
     return 1
 
 
-def run_optimize(config_path: str, *, starting_configs: str | None = None,
-                 resume: str | None = None, version: str = "v8") -> int:  # fmt: skip
+def run_optimize(
+    config_path: str,
+    *,
+    starting_configs: str | None = None,
+    resume: str | None = None,
+    version: str = "v8",
+) -> int:
     """Fake an optimize run of ``config_path``; returns the exit code."""
     config = load_config(config_path)
     sys.stdout.reconfigure(encoding="utf-8", errors="replace")  # type: ignore[union-attr]
     log = logging.getLogger("optimize")
     log.setLevel(logging.INFO)
-    log.addHandler(log_handler(sys.stdout, OPTIMIZE_FORMAT))
+    handler = logging.StreamHandler(sys.stdout)
+    handler.setFormatter(_UTCFormatter(OPTIMIZE_FORMAT, datefmt="%Y-%m-%dT%H:%M:%SZ"))
+    log.addHandler(handler)
     log.propagate = False
     opt = config.setdefault("optimize", {})
     iters = max(1, int(opt.get("iters") or 1000))
-    rate = env_float("BOTFLEET_DEMO_EVALS_PER_SEC", 0.0) or iters / max(env_float("BOTFLEET_DEMO_JOB_SECONDS", 2.0), 0.01)
+    rate = env_float("BOTFLEET_DEMO_EVALS_PER_SEC", 0.0) or iters / max(
+        env_float("BOTFLEET_DEMO_JOB_SECONDS", 2.0), 0.01
+    )
     n_workers = max(1, env_int("BOTFLEET_DEMO_WORKERS", min(int(opt.get("n_cpus") or 2), 2)))
     interrupted = 0
 
@@ -169,8 +191,12 @@ def run_optimize(config_path: str, *, starting_configs: str | None = None,
         json.dump(config, fh, indent=4)
     ctx = multiprocessing.get_context("fork")
     tasks, results = ctx.Queue(), ctx.Queue()
-    workers = [ctx.Process(target=_worker, args=(tasks, results, run.objectives),
-                           name=f"ForkPoolWorker-{i + 1}") for i in range(n_workers)]  # fmt: skip
+    workers = [
+        ctx.Process(
+            target=_worker, args=(tasks, results, run.objectives), name=f"ForkPoolWorker-{i + 1}"
+        )
+        for i in range(n_workers)
+    ]
     for w in workers:
         w.start()
     log.info("Starting optimize...")
@@ -199,17 +225,35 @@ def run_optimize(config_path: str, *, starting_configs: str | None = None,
             in_flight -= 1
         previous, evals = evals, target
         if added or removed:
-            log.info("Iter: %d | Pareto ↑ | +%d/-%d | size:%d | %s", evals, added, removed,
-                     len(run.front), run.ranges())  # fmt: skip
-            log.info("Pareto update | eval=%d | front=%d | objectives=[%s]", evals, len(run.front),
-                     ", ".join(f"{m} ({g})" for m, g in run.objectives))  # fmt: skip
+            log.info(
+                "Iter: %d | Pareto ↑ | +%d/-%d | size:%d | %s",
+                evals,
+                added,
+                removed,
+                len(run.front),
+                run.ranges(),
+            )
+            log.info(
+                "Pareto update | eval=%d | front=%d | objectives=[%s]",
+                evals,
+                len(run.front),
+                ", ".join(f"{m} ({g})" for m, g in run.objectives),
+            )
         if opt.get("backend", "deap") != "pymoo" and evals // pop > previous // pop:
             gen = evals // pop
-            log.info("Gen %d complete | evals=%d | total=%d | front=%d | elapsed=%.1fs", gen,
-                     evals - previous, evals, len(run.front), time.monotonic() - started)  # fmt: skip
+            log.info(
+                "Gen %d complete | evals=%d | total=%d | front=%d | elapsed=%.1fs",
+                gen,
+                evals - previous,
+                evals,
+                len(run.front),
+                time.monotonic() - started,
+            )
         elif time.monotonic() - last_log > 1.0:
             last_log = time.monotonic()
-            log.info("Iter: %d | Pareto = | +0/-0 | size:%d | %s", evals, len(run.front), run.ranges())
+            log.info(
+                "Iter: %d | Pareto = | +0/-0 | size:%d | %s", evals, len(run.front), run.ranges()
+            )
     if interrupted:
         log.info("Optimization interrupted by user (SIGINT): terminating workers")
     for w in workers:
@@ -219,7 +263,9 @@ def run_optimize(config_path: str, *, starting_configs: str | None = None,
     tasks.cancel_join_thread()
     results.cancel_join_thread()
     run.flush()
-    log.info("Results saved to %s (%d Pareto members)", os.path.abspath(results_dir), len(run.front))
+    log.info(
+        "Results saved to %s (%d Pareto members)", os.path.abspath(results_dir), len(run.front)
+    )
     if not interrupted:
         log.info("Optimization complete.")
     return 0

@@ -76,10 +76,10 @@ def check_coins(live: dict[str, Any], key: str) -> None:
         if isinstance(coins, str) or coins is None:
             continue
         if not isinstance(coins, list):
-            raise ConfigError(path + suffix, "must be a list of coins like [\"BTC\", \"ETH\"]")
+            raise ConfigError(path + suffix, 'must be a list of coins like ["BTC", "ETH"]')
         for i, coin in enumerate(coins):
             if not isinstance(coin, str) or not coin.strip():
-                raise ConfigError(f"{path}{suffix}[{i}]", "each coin must be a name like \"BTC\"")
+                raise ConfigError(f"{path}{suffix}[{i}]", 'each coin must be a name like "BTC"')
 
 
 class PassivbotProfile(Profile):
@@ -112,18 +112,26 @@ class PassivbotProfile(Profile):
             raise ConfigError("bot", 'missing: add "bot": {"long": {...}, "short": {...}}')
         for side in ("long", "short"):
             if not isinstance(bot.get(side), dict):
-                raise ConfigError(f"bot.{side}", f"missing: add the {side} side's parameters as an object")
+                raise ConfigError(
+                    f"bot.{side}", f"missing: add the {side} side's parameters as an object"
+                )
         live = document.get("live")
         if not isinstance(live, dict):
-            raise ConfigError("live", 'missing: add "live": {"user": "<account in api-keys.json>", ...}')
-        needed = {"backtest": ("backtest",), "optimize": ("backtest", "optimize")}.get(purpose or "", ())
+            raise ConfigError(
+                "live", 'missing: add "live": {"user": "<account in api-keys.json>", ...}'
+            )
+        needed = {"backtest": ("backtest",), "optimize": ("backtest", "optimize")}.get(
+            purpose or "", ()
+        )
         for section in needed:
             if not isinstance(document.get(section), dict):
                 raise ConfigError(section, f"missing: a {purpose} needs the {section!r} section")
         user = live.get("user")
-        if (purpose == "live" or user is not None) and (not isinstance(user, str) or not user.strip()):
+        if (purpose == "live" or user is not None) and (
+            not isinstance(user, str) or not user.strip()
+        ):
             raise ConfigError(
-                "live.user", "must name the account in api-keys.json, e.g. \"binance_01\""
+                "live.user", 'must name the account in api-keys.json, e.g. "binance_01"'
             )
         check_coins(live, "approved_coins")
         check_coins(live, "ignored_coins")
@@ -179,10 +187,17 @@ class PassivbotV8(PassivbotProfile):
         )
 
     def live_command(
-        self, *, config_path: str, simulated: bool, settings: Settings, argv: list[str] | None = None
+        self,
+        *,
+        config_path: str,
+        simulated: bool,
+        settings: Settings,
+        argv: list[str] | None = None,
     ) -> Command:
         if simulated:
-            return Command(["{python}", "-m", "botfleet.demo", "live", config_path], None, dict(_ENV))
+            return Command(
+                ["{python}", "-m", "botfleet.demo", "live", config_path], None, dict(_ENV)
+            )
         return Command([settings.passivbot_v8_command, "live", config_path], None, dict(_ENV))
 
     def job_command(
@@ -216,14 +231,21 @@ class PassivbotV7(PassivbotProfile):
             )
         return str(settings.passivbot_v7_root)
 
-    def _command(self, script: str, config_path: str, simulated: bool, settings: Settings) -> Command:
+    def _command(
+        self, script: str, config_path: str, simulated: bool, settings: Settings
+    ) -> Command:
         if simulated:
             return Command(["{python}", "-u", script, config_path], "{demo_v7_root}", dict(_ENV))
         argv = [settings.passivbot_v7_python, "-u", script, config_path]
         return Command(argv, self._root(settings), dict(_ENV))
 
     def live_command(
-        self, *, config_path: str, simulated: bool, settings: Settings, argv: list[str] | None = None
+        self,
+        *,
+        config_path: str,
+        simulated: bool,
+        settings: Settings,
+        argv: list[str] | None = None,
     ) -> Command:
         return self._command("src/main.py", config_path, simulated, settings)
 
@@ -233,7 +255,9 @@ class PassivbotV7(PassivbotProfile):
         script = f"src/{_kind_name(kind)}.py"
         return self._command(script, config_path, simulated, settings)
 
-    def read_results(self, kind: JobKind, job_dir: Path, *, roots: list[Path] | None = None) -> Results:
+    def read_results(
+        self, kind: JobKind, job_dir: Path, *, roots: list[Path] | None = None
+    ) -> Results:
         """As :meth:`PassivbotProfile.read_results`; for optimize, a run still under a v7
         root (``roots``, default: the configured checkout and the stand-in's) is first moved
         into the job dir (see the module docstring)."""

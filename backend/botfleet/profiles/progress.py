@@ -64,9 +64,12 @@ class OptimizeProgress:
         if m := _GEN.search(line):
             elapsed = float(m[5]) if m[5] else None
             return self._update(
-                "optimizing", int(m[3]), generation=int(m[1]), front_size=int(m[4]),
+                "optimizing",
+                int(m[3]),
+                generation=int(m[1]),
+                front_size=int(m[4]),
                 elapsed=elapsed,
-            )  # fmt: skip
+            )
         if m := _STARTING.search(line):
             done, total = int(m[1]), int(m[2])
             return self._update(

@@ -43,7 +43,9 @@ def read_backtest(job_dir: Path) -> Results:
         files = sorted(p for p in suite_dir.rglob("*") if p.is_file())
         summary = {"suite": _load(suites[-1]), "results_dir": _rel(suite_dir, job_dir)}
         return Results(summary=summary, artifacts=[_rel(p, job_dir) for p in files])
-    analyses = sorted(job_dir.rglob("analysis.json"), key=lambda p: (p.parent.parent.name != "combined", str(p)))
+    analyses = sorted(
+        job_dir.rglob("analysis.json"), key=lambda p: (p.parent.parent.name != "combined", str(p))
+    )
     if not analyses:
         raise FileNotFoundError(f"no analysis.json under {job_dir}: the backtest wrote no results")
     runs: list[dict[str, Any]] = []
@@ -97,7 +99,10 @@ def read_optimize(job_dir: Path) -> Results:
 
 
 def _config_marker(results_dir: Path) -> Any:
-    for candidate in [results_dir / "initial_config.json", *sorted((results_dir / "pareto").glob("*.json"))]:
+    for candidate in [
+        results_dir / "initial_config.json",
+        *sorted((results_dir / "pareto").glob("*.json")),
+    ]:
         try:
             config = _load(candidate)
         except (OSError, ValueError):

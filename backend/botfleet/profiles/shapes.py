@@ -46,8 +46,14 @@ FREE_FORM = frozenset(
     }
 )
 
-_NAMES = {"n": "a number", "b": "true or false", "s": "a string", "l": "a list",
-          "d": "an object", "z": "null"}  # fmt: skip
+_NAMES = {
+    "n": "a number",
+    "b": "true or false",
+    "s": "a string",
+    "l": "a list",
+    "d": "an object",
+    "z": "null",
+}
 
 
 def kind_of(value: Any) -> str:
