@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -20,7 +21,7 @@ from botfleet.settings import Settings
 DATA = Path(__file__).parents[1] / "data" / "passivbot"
 
 
-def settings(**values: object) -> Settings:
+def settings(**values: Any) -> Settings:
     return Settings(_env_file=None, **values)  # type: ignore[call-arg]
 
 
@@ -131,11 +132,11 @@ def test_custom_argv_is_kept_literally_and_config_is_substituted() -> None:
 @pytest.mark.parametrize(
     ("argv", "key"), [(None, "argv"), ([], "argv"), (["x", ""], "argv[1]"), (["x", 3], "argv[1]")]
 )
-def test_custom_argv_must_be_non_empty_strings(argv: object, key: str) -> None:
+def test_custom_argv_must_be_non_empty_strings(argv: Any, key: str) -> None:
     with pytest.raises(ConfigError) as info:
         get_profile("custom").live_command(
             config_path="c", simulated=False, settings=settings(), argv=argv
-        )  # type: ignore[arg-type]
+        )
     assert info.value.key == key
 
 

@@ -19,7 +19,7 @@ import time
 import zlib
 from typing import Any
 
-from botfleet.demo.common import config_seed, env_float, side_coins
+from botfleet.demo.common import config_seed, env_float, load_config, section, side_coins
 
 __all__ = ["fake_metrics", "run_backtest", "run_download", "tiny_png"]
 
@@ -99,7 +99,7 @@ def _write_run(
 ) -> dict[str, float]:
     os.makedirs(path, exist_ok=True)
     metrics = fake_metrics(rng)
-    balance = float((config.get("backtest") or {}).get("starting_balance") or 1000)
+    balance = float(section(config, "backtest").get("starting_balance") or 1000)
     equity = [balance]
     for _ in range(199):
         equity.append(equity[-1] * (1 + metrics["adg"] / 10 + rng.gauss(0, 0.003)))
@@ -136,13 +136,12 @@ def _unique(path: str) -> str:
 
 def run_backtest(config_path: str, *, suite: bool | None = None, version: str = "v8") -> int:
     """Fake a backtest of ``config_path``; returns the exit code (0)."""
-    from botfleet.demo.common import load_config
 
     config = load_config(config_path)
-    bt = config.get("backtest") if isinstance(config.get("backtest"), dict) else {}
+    bt = section(config, "backtest")
     base_dir = str(bt.get("base_dir") or "backtests")
     exchanges = [e for e in bt.get("exchanges") or ["binance"] if isinstance(e, str)]
-    live = config.get("live") if isinstance(config.get("live"), dict) else {}
+    live = section(config, "live")
     coins = side_coins(live)["long"] or side_coins(live)["short"] or ["BTC"]
     rng = random.Random(config_seed(config))
     scenarios = [s for s in bt.get("scenarios") or [] if isinstance(s, dict)]
@@ -183,11 +182,10 @@ def run_backtest(config_path: str, *, suite: bool | None = None, version: str = 
 
 def run_download(config_path: str) -> int:
     """Fake ``passivbot download``: a few progress lines, exit 0."""
-    from botfleet.demo.common import load_config
 
     config = load_config(config_path)
-    bt = config.get("backtest") if isinstance(config.get("backtest"), dict) else {}
-    live = config.get("live") if isinstance(config.get("live"), dict) else {}
+    bt = section(config, "backtest")
+    live = section(config, "live")
     coins = side_coins(live)["long"] or ["BTC"]
     for exchange in bt.get("exchanges") or ["binance"]:
         for pct in (0, 50, 100):

@@ -14,6 +14,7 @@ __all__ = [
     "env_int",
     "exchange_of",
     "load_config",
+    "section",
     "side_coins",
 ]
 
@@ -41,6 +42,12 @@ def load_config(path: str) -> dict[str, Any]:
     if not isinstance(config, dict):
         sys.exit(f"error: config {path} is not an object")
     return config
+
+
+def section(config: dict[str, Any], name: str) -> dict[str, Any]:
+    """``config[name]`` when it is an object, else ``{}``."""
+    value = config.get(name)
+    return value if isinstance(value, dict) else {}
 
 
 def env_float(name: str, default: float) -> float:
@@ -88,7 +95,7 @@ def side_coins(live: dict[str, Any], key: str = "approved_coins") -> dict[str, l
         return {"long": list(coins), "short": list(coins)}
     if isinstance(value, dict):
         for side in out:
-            coins = value.get(side)
-            if isinstance(coins, list):
-                out[side] = [_coin(c) for c in coins if isinstance(c, str)]
+            listed = value.get(side)
+            if isinstance(listed, list):
+                out[side] = [_coin(c) for c in listed if isinstance(c, str)]
     return out

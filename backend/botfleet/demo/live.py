@@ -22,6 +22,7 @@ from botfleet.demo.common import (
     env_int,
     exchange_of,
     load_config,
+    section,
     side_coins,
 )
 from botfleet.demo.lines import LineLog
@@ -47,7 +48,7 @@ class _Bot:
     """The fake bot's state: balance, positions, prices, counters."""
 
     def __init__(self, config: dict[str, Any], log: LineLog) -> None:
-        live = config.get("live") if isinstance(config.get("live"), dict) else {}
+        live = section(config, "live")
         self.log = log
         self.user = str(live.get("user") or "bybit_01")
         self.exchange = exchange_of(self.user)
@@ -196,7 +197,7 @@ def run_live(config_path: str, *, log_level: str = "info", version: str = "v8") 
     """Run the fake live bot until SIGINT (exit 0), a forced second SIGINT (130) or the
     crash switch (BOTFLEET_DEMO_EXIT_CODE). Returns the exit code."""
     config = load_config(config_path)
-    live = config.get("live") if isinstance(config.get("live"), dict) else {}
+    live = section(config, "live")
     log = _setup_log(str(live.get("user") or "bybit_01"), log_level)
     bot = _Bot(config, log)
     sigints = 0

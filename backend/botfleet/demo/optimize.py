@@ -35,6 +35,7 @@ from botfleet.demo.common import (
     env_float,
     env_int,
     load_config,
+    section,
     side_coins,
 )
 
@@ -44,7 +45,7 @@ __all__ = ["run_optimize"]
 class _UTCFormatter(logging.Formatter):
     """passivbot's ``%(asctime)s`` as UTC ``2026-08-22T12:34:56Z``."""
 
-    converter = time.gmtime
+    converter = staticmethod(time.gmtime)
 
 
 OPTIMIZE_FORMAT = "%(asctime)s %(processName)-12s %(levelname)-8s %(message)s"
@@ -128,7 +129,7 @@ class _Run:
 def _results_dir(config: dict[str, Any], resume: str | None) -> str:
     if resume:
         return resume
-    bt = config.get("backtest") or {}
+    bt = section(config, "backtest")
     exchanges = "_".join(e for e in bt.get("exchanges") or ["binance"] if isinstance(e, str))
 
     def day(value: Any) -> dt.date:
@@ -138,7 +139,7 @@ def _results_dir(config: dict[str, Any], resume: str | None) -> str:
             return dt.datetime.now(dt.UTC).date()
 
     n_days = (day(bt.get("end_date")) - day(bt.get("start_date"))).days
-    coins = side_coins(config.get("live") or {})["long"] or ["BTC"]
+    coins = side_coins(section(config, "live"))["long"] or ["BTC"]
     coins_name = "_".join(coins) if len(coins) <= 6 else f"{len(coins)}_coins"
     stamp = time.strftime("%Y-%m-%dT%H_%M_%S", time.gmtime())
     return os.path.join(
