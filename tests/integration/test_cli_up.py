@@ -136,3 +136,49 @@ def test_up_serves_botfleet_and_ctrl_c_leaves_the_bots_running(home: Path, tmp_p
         if second.process.poll() is None:
             second.process.kill()
     assert all(alive(pid) for pid in pids.values())
+
+
+def port_closed(port: int) -> bool:
+    try:
+        httpx.get(f"http://127.0.0.1:{port}/api/v1/health/live", timeout=2)
+    except httpx.ConnectError:
+        return True
+    except httpx.HTTPError:
+        pass
+    return False
+
+
+@pytest.mark.timeout(900)
+def test_a_killed_up_takes_its_services_down_and_the_next_up_starts_clean(
+    home: Path, tmp_path: Path
+) -> None:
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BOTFLEET_")}
+    env.update(BOTFLEET_HOME=str(home), BOTFLEET_API_PORT=str(port))
+
+    killed = Up(env, tmp_path / "up1")
+    try:
+        killed.wait_banner()
+        stale_redis = (home / "redis.url").read_text().strip()
+        killed.process.kill()
+        killed.process.wait(60)
+        deadline = time.monotonic() + 120
+        while not port_closed(port):  # the api got SIGTERM from the kernel (PDEATHSIG)
+            assert time.monotonic() < deadline, "the api outlived a SIGKILLed botfleet up"
+            time.sleep(0.2)
+    finally:
+        if killed.process.poll() is None:
+            killed.process.kill()
+
+    again = Up(env, tmp_path / "up2")
+    try:
+        again.wait_banner()
+        assert "stopping the embedded redis a previous botfleet up left" in again.err.read_text()
+        assert (home / "redis.url").read_text().strip().startswith("redis://127.0.0.1:")
+        assert again.stop(signal.SIGINT) == 0, again.tail()
+    finally:
+        if again.process.poll() is None:
+            again.process.kill()
+    leftovers = [p for p in psutil.process_iter(["cmdline"])
+                     if str(home) in " ".join(p.info["cmdline"] or [])]
+    assert leftovers == [], f"left behind: {leftovers} (stale was {stale_redis})"

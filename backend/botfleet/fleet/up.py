@@ -197,13 +197,37 @@ class _Up:
 
     def _start_redis(self) -> str:
         if self.settings.redis_url:
+            _check_redis(self.settings.redis_url)
             return self.settings.redis_url
+        self._stop_stale_redis()
         port = EMBEDDED_REDIS_PORT if _port_free(EMBEDDED_REDIS_PORT) else 0
         self.redis = EmbeddedRedis(dir=self.home / "redis", port=port, persist=True)
         url = self.redis.start()
         (self.home / "redis.url").write_text(url + "\n")
         log.info("embedded redis started", url=url, dir=str(self.redis.dir))
         return url
+
+    def _stop_stale_redis(self) -> None:
+        """Shut down the embedded Redis a killed ``up`` left behind (two servers must not
+        write one append-only file)."""
+        import redis
+
+        try:
+            url = (self.home / "redis.url").read_text().strip()
+        except FileNotFoundError:
+            return
+        client = redis.Redis.from_url(url, socket_timeout=5)
+        try:
+            if client.config_get("dir").get("dir") != str((self.home / "redis").resolve()):
+                return
+            log.warning("stopping the embedded redis a previous botfleet up left", url=url)
+            with suppress(redis.ConnectionError):
+                client.shutdown()
+        except redis.RedisError:
+            return  # nothing answers there any more
+        finally:
+            client.close()
+            (self.home / "redis.url").unlink(missing_ok=True)
 
     def _start_services(self, redis_url: str, agent_token: str) -> None:
         env = {k: v for k, v in os.environ.items() if k not in _PRIVATE_ENV}
@@ -271,6 +295,19 @@ class _Up:
 
 #: Settings a child service has no use for (least privilege).
 _PRIVATE_ENV = frozenset({"BOTFLEET_ADMIN_PASSWORD", "BOTFLEET_AGENT_TOKEN"})
+
+
+def _check_redis(url: str) -> None:
+    import redis
+
+    client = redis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=5)
+    try:
+        client.ping()
+    except redis.RedisError as exc:
+        shown = url.split("@", 1)[-1] if "@" in url else url.split("://", 1)[-1]
+        raise UpError(f"redis is not reachable at {shown} (BOTFLEET_REDIS_URL): {exc}") from None
+    finally:
+        client.close()
 
 
 def _port_free(port: int) -> bool:
