@@ -142,13 +142,17 @@ async def test_agent_killed_bots_keep_running_and_are_adopted(stack: Stack, api:
         assert row["restart_count"] == 0
 
 
-async def test_restarting_the_api_touches_no_bot(stack: Stack, api: httpx.AsyncClient) -> None:
+async def test_restarting_api_worker_and_redis_touches_no_bot(stack: Stack, api: httpx.AsyncClient) -> None:
     stack.start("agent")
+    stack.start("worker")
     bot = await create(api, "steady")
     await api.post(f"/api/v1/instances/{bot['id']}/start")
     pid = (await until_state(api, bot["id"], "RUNNING"))["pid"]
     stack.kill("api", signal.SIGKILL)
+    stack.kill("worker", signal.SIGKILL)
     await asyncio.sleep(1.0)
+    assert psutil.pid_exists(pid)
+    stack.start("worker")
     stack.start("api")
     await asyncio.sleep(2.0)
     row = await until_state(api, bot["id"], "RUNNING")
