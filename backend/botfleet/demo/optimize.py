@@ -76,6 +76,17 @@ def _worker(tasks: Any, results: Any, objectives: list[tuple[str, str]]) -> None
         results.put(batch)
 
 
+def _jitter(node: Any, rng: random.Random) -> None:
+    """Nudge the numeric bot parameters (in place) so each Pareto member is its own config."""
+    if not isinstance(node, dict):
+        return
+    for key, value in node.items():
+        if isinstance(value, float):
+            node[key] = round(value * rng.uniform(0.9, 1.1), 6)
+        else:
+            _jitter(value, rng)
+
+
 def _dominates(a: list[float], b: list[float]) -> bool:
     return all(x <= y for x, y in zip(a, b, strict=True)) and a != b
 
@@ -106,6 +117,7 @@ class _Run:
         if len(self.front) >= self.max_front:
             return 0, len(beaten)
         member = copy.deepcopy(self.config)
+        _jitter(member.get("bot"), random.Random(candidate["seed"]))
         member["analysis"] = candidate["metrics"]
         digest = hashlib.sha256(json.dumps(candidate, sort_keys=True).encode()).hexdigest()[:16]
         with open(os.path.join(self.dir, "pareto", f"{digest}.json"), "w") as fh:
