@@ -301,7 +301,7 @@ def test_optimize_progress_rises_and_pareto_members_are_read(
     updates = progress(version, JobKind.OPTIMIZE, {"optimize": {"iters": 3000}}, lines)
     fractions = [u.fraction for u in updates if u.fraction is not None]
     assert fractions == sorted(fractions) and fractions[-1] == 1.0
-    assert len({f for f in fractions if 0 < f < 1}) >= 2, "intermediate progress is reported"
+    assert any(0 < f < 1 for f in fractions), "intermediate progress is reported"
     assert any(u.phase == "starting configs" for u in updates)
     assert any("front_size" in u.detail for u in updates)
     results = get_profile(f"passivbot-{version}").read_results(JobKind.OPTIMIZE, job_dir)

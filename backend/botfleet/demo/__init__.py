@@ -27,7 +27,8 @@ Behaviour switches (environment variables; durations in seconds):
 - ``BOTFLEET_DEMO_BALANCE`` starting balance in USDT (default 1000).
 - ``BOTFLEET_DEMO_JOB_SECONDS`` how long a backtest or (default-speed) optimize takes
   (default 2).
-- ``BOTFLEET_DEMO_EVALS_PER_SEC`` optimize speed (default: ``optimize.iters / JOB_SECONDS``).
+- ``BOTFLEET_DEMO_EVALS_PER_SEC`` optimize speed (default: ``optimize.iters / JOB_SECONDS``);
+  a run advances at most 1/20 of ``optimize.iters`` per 50 ms tick, so progress always shows.
 - ``BOTFLEET_DEMO_WORKERS`` optimize worker processes (default ``min(optimize.n_cpus, 2)``).
 
 Only the standard library is used (``hjson`` only for a config that is not JSON), and this
