@@ -40,12 +40,16 @@ def _configure_logging(settings) -> None:  # type: ignore[no-untyped-def]
     configure_logging(settings.log_level, settings.log_format)
 
 
+def _port(args: argparse.Namespace, settings) -> int:  # type: ignore[no-untyped-def]
+    return int(settings.api_port if args.port is None else args.port)
+
+
 def cmd_up(args: argparse.Namespace) -> int:
     from botfleet.fleet.up import run_up
 
     settings = _settings()
     _configure_logging(settings)
-    return run_up(settings, host=args.host or settings.api_host, port=args.port or settings.api_port)
+    return run_up(settings, host=args.host or settings.api_host, port=_port(args, settings))
 
 
 def cmd_api(args: argparse.Namespace) -> int:
@@ -57,7 +61,7 @@ def cmd_api(args: argparse.Namespace) -> int:
     # then uvicorn waits up to 10 s for responses in flight (TRAPS.md, sse-starlette).
     uvicorn.run(
         "botfleet.api.app:create_app", factory=True,
-        host=args.host or settings.api_host, port=args.port or settings.api_port,
+        host=args.host or settings.api_host, port=_port(args, settings),
         log_config=None, timeout_graceful_shutdown=10, proxy_headers=False,
     )
     return 0

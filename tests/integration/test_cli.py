@@ -19,6 +19,7 @@ from botfleet.db.models import ApiToken, Host, User
 from botfleet.db.session import create_engine, create_sessionmaker
 from botfleet.fleet.bootstrap import BootstrapError, bootstrap
 from botfleet.fleet.credentials import hash_token, verify_password
+from botfleet.fleet.embedded_redis import free_port
 from botfleet.fleet.migrate import upgrade_async
 from botfleet.settings import Settings
 
@@ -231,7 +232,7 @@ def test_up_refuses_a_home_that_another_up_uses(tmp_path: Path) -> None:
     home.mkdir()
     with open(home / "up.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        done = botfleet("up", "--port", "0", env=home_env(home))
+        done = botfleet("up", "--port", str(free_port()), env=home_env(home))
     assert done.returncode == 1
     assert f"another `botfleet up` runs with BOTFLEET_HOME={home.resolve()}" in done.stderr
     assert not (home / "botfleet.db").exists()

@@ -140,6 +140,17 @@ def test_up_serves_botfleet_and_ctrl_c_leaves_the_bots_running(home: Path, tmp_p
     assert all(alive(pid) for pid in pids.values())
 
 
+def service_pid(up: Up, name: str) -> int | None:
+    """The pid of `up`'s live child running ``botfleet NAME``."""
+    for child in psutil.Process(up.process.pid).children():
+        try:
+            if child.cmdline()[-1:] == [name] and child.status() != psutil.STATUS_ZOMBIE:
+                return child.pid
+        except psutil.NoSuchProcess:
+            pass
+    return None
+
+
 def port_closed(port: int) -> bool:
     try:
         httpx.get(f"http://127.0.0.1:{port}/api/v1/health/live", timeout=2)
@@ -151,7 +162,7 @@ def port_closed(port: int) -> bool:
 
 
 @pytest.mark.timeout(900)
-def test_a_killed_up_takes_its_services_down_and_the_next_up_starts_clean(
+def test_up_restarts_a_dead_service_and_a_killed_up_takes_its_services_down(
     home: Path, tmp_path: Path
 ) -> None:
     port = free_port()
@@ -161,6 +172,14 @@ def test_a_killed_up_takes_its_services_down_and_the_next_up_starts_clean(
     killed = Up(env, tmp_path / "up1")
     try:
         killed.wait_banner()
+        worker = service_pid(killed, "worker")
+        os.kill(worker, signal.SIGKILL)  # up restarts a service that dies
+        deadline = time.monotonic() + 120
+        while service_pid(killed, "worker") in (None, worker):
+            assert time.monotonic() < deadline, f"worker not restarted:\n{killed.tail()}"
+            time.sleep(0.2)
+        assert "service exited; restarting" in killed.err.read_text()
+
         stale_redis = (home / "redis.url").read_text().strip()
         killed.process.kill()
         killed.process.wait(60)
