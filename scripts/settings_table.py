@@ -39,7 +39,8 @@ def settings_table() -> str:
     for name, field in Settings.model_fields.items():
         used_by = "all" if name in AgentSettings.model_fields else "server"
         description = (field.description or "").replace("|", "\\|")
-        rows.append(f"| `BOTFLEET_{name.upper()}` | {_default(field)} | {used_by} | {description} |")
+        variable = f"`BOTFLEET_{name.upper()}`"
+        rows.append(f"| {variable} | {_default(field)} | {used_by} | {description} |")
     return "\n".join(rows) + "\n"
 
 

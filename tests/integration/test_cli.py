@@ -47,7 +47,9 @@ def test_help_lists_every_subcommand() -> None:
         assert name in done.stdout
 
 
-@pytest.mark.parametrize("args", [[name, "--help"] for name in SUBCOMMANDS] + [["token", "create", "--help"]])
+@pytest.mark.parametrize(
+    "args", [[name, "--help"] for name in SUBCOMMANDS] + [["token", "create", "--help"]]
+)
 def test_each_subcommand_has_help(args: list[str]) -> None:
     done = botfleet(*args)
     assert done.returncode == 0, done.stderr
@@ -211,7 +213,8 @@ def test_demo_against_no_api_is_one_clear_error(tmp_path: Path) -> None:
         done = botfleet("demo", "--url", f"http://127.0.0.1:{port}", "--token", "t",
                         env=home_env(tmp_path))
     assert done.returncode == 1
-    assert done.stderr.startswith(f"botfleet: botfleet api is not reachable at http://127.0.0.1:{port}")
+    expected = f"botfleet: botfleet api is not reachable at http://127.0.0.1:{port}"
+    assert done.stderr.startswith(expected)
 
 
 def test_up_refuses_a_port_in_use(tmp_path: Path) -> None:

@@ -1,9 +1,11 @@
 """``botfleet up``: the whole of botfleet on one machine (DESIGN.md, "botfleet up").
 
-Order of start: lock ``HOME/up.lock`` (one ``up`` per HOME: two local agents would run every
-bot twice), check the api port, Redis (embedded unless ``BOTFLEET_REDIS_URL`` is set),
+Order of start: check the api port, lock ``HOME/up.lock`` (one ``up`` per HOME: two local
+agents would run every bot twice), Redis (embedded unless ``BOTFLEET_REDIS_URL`` is set),
 migrate, bootstrap, then the services ``api``, ``worker`` and ``agent`` as child processes
 (``python -m botfleet ...``), then wait for ``GET /api/v1/health/ready``.
+
+SIGINT, SIGTERM and SIGHUP (terminal closed) all stop botfleet the same way.
 
 Supervision: a service that exits is started again after 1, 2, 4 ... 30 s (the delay resets
 after it ran 30 s). Children run in their own sessions, so a Ctrl-C in the terminal reaches
@@ -160,10 +162,11 @@ class _Up:
             try:
                 sock.bind((self.host, self.port))
             except OSError as exc:
-                raise UpError(
-                    f"port {self.port} is in use: set BOTFLEET_API_PORT or pass --port"
-                    if exc.errno == errno.EADDRINUSE else f"cannot listen on {self.host}:{self.port}: {exc.strerror}"
-                ) from None
+                if exc.errno == errno.EADDRINUSE:
+                    message = f"port {self.port} is in use: set BOTFLEET_API_PORT or pass --port"
+                else:
+                    message = f"cannot listen on {self.host}:{self.port}: {exc.strerror}"
+                raise UpError(message) from None
 
     @contextmanager
     def _lock(self) -> Iterator[None]:
@@ -188,7 +191,8 @@ class _Up:
                 raise _Stop
             self.hurry = True  # a second Ctrl-C: do not wait for graceful stops
 
-        previous = {s: signal.signal(s, stop) for s in (signal.SIGINT, signal.SIGTERM)}
+        signals = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+        previous = {signum: signal.signal(signum, stop) for signum in signals}
         try:
             yield
         finally:
