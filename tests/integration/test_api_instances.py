@@ -109,3 +109,12 @@ async def test_list_filters_and_paginates(api: httpx.AsyncClient) -> None:
     assert [i["name"] for i in page["items"]] == ["bot-2", "bot-3"] and page["total"] == 5
     assert (await api.get("/api/v1/instances", params={"label": "group=a"})).json()["total"] == 2
     assert (await api.get("/api/v1/instances", params={"q": "bot-4"})).json()["total"] == 1
+
+
+async def test_a_config_without_live_user_is_stored_but_cannot_start(api: httpx.AsyncClient) -> None:
+    path = PASSIVBOT_CONFIGS / "v7" / "suite_example.json"  # a backtest suite config
+    created = await api.post("/api/v1/instances", json=_create("suite", path, "passivbot-v7"))
+    assert created.status_code == 201, created.text
+    r = await api.post(f"/api/v1/instances/{created.json()['id']}/start")
+    assert r.status_code == 422 and r.json()["key"] == "live.user"
+    assert (await api.get(f"/api/v1/instances/{created.json()['id']}")).json()["desired_state"] == "stopped"

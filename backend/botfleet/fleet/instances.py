@@ -245,6 +245,11 @@ async def set_desired(
 ) -> Instance:
     """Record a user's start/stop/restart: desired state, a new generation, an event, and the
     command to the host's agent. Idempotent for the agent (fenced by generation)."""
+    if desired == DesiredState.RUNNING:
+        # Stored configs may lack what only a live run needs (e.g. a backtest suite config
+        # has no live.user); a start checks for it.
+        config = await _current_config(session, instance)
+        get_profile(instance.profile).validate_config(config.document, purpose="live")
     instance.desired_state = desired
     instance.generation += 1
     command = await apply_command(session, settings, instance, restart=restart)
