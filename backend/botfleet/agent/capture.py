@@ -25,9 +25,9 @@ import asyncio
 import fcntl
 import os
 import stat
+import time
 from collections import deque
 from collections.abc import Callable
-from datetime import UTC, datetime
 from pathlib import Path
 
 import structlog
@@ -46,9 +46,19 @@ READS_PER_WAKEUP = 8
 PARTIAL_MAX = 64 * 1024
 
 
+_second = -1
+_second_text = b""
+
+
 def timestamp() -> bytes:
-    """Now in UTC as ``b"2026-08-22T12:34:56.123456Z "`` (ISO 8601, microseconds, Z)."""
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ ").encode()
+    """Now in UTC as ``b"2026-08-22T12:34:56.123456Z "`` (ISO 8601, microseconds, Z). The
+    date part is formatted once per second (strftime costs more than the rest of a read)."""
+    global _second, _second_text
+    now = time.time_ns() // 1000
+    second, micros = divmod(now, 1_000_000)
+    if second != _second:
+        _second, _second_text = second, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second)).encode()
+    return b"%s.%06dZ " % (_second_text, micros)
 
 
 def _pipe_size() -> int:

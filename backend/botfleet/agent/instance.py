@@ -83,7 +83,6 @@ class Instance:
         self.restart_count = 0
         self.exit_code: int | None = None
         self.exit_signal: str | None = None
-        self._own_child = False
         self._start_mono = 0.0
         self._fast_failures = 0
         self._delay: float | None = None
@@ -206,7 +205,7 @@ class Instance:
             return
         finally:
             os.close(wfd)
-        self._watch(pid, own_child=True)
+        self._watch(pid)
         self.proc_create_time = process.create_time(pid)
         self.started_at = datetime.now(UTC)
         self._start_mono = time.monotonic()
@@ -214,9 +213,8 @@ class Instance:
         self._set(S.STARTING, reason)
         self._arm_startsecs(spec.startsecs)
 
-    def _watch(self, pid: int, *, own_child: bool) -> None:
-        self.pid = self.pgid = pid
-        self._own_child = own_child
+    def _watch(self, pid: int) -> None:
+        self.pid = self.pgid = pid  # start_new_session: the bot leads its own group
         self._pidfd = os.pidfd_open(pid)
         self._loop.add_reader(self._pidfd, self._on_exit)
 
@@ -407,7 +405,7 @@ class Instance:
         if started is None or not process.is_same_process(pid, float(started)):
             return False
         try:
-            self._watch(pid, own_child=False)
+            self._watch(pid)
         except ProcessLookupError:
             return False
         if not process.is_same_process(pid, float(started)):  # reused before pidfd_open

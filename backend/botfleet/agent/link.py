@@ -33,6 +33,7 @@ from pydantic import TypeAdapter, ValidationError
 
 import botfleet
 from botfleet.agent.metrics import host_metrics
+from botfleet.agent.poster import Poster, PostError
 from botfleet.agent.supervisor import Supervisor
 from botfleet.protocol import (
     AgentEvent,
@@ -46,11 +47,16 @@ from botfleet.protocol import (
 )
 from botfleet.settings import AgentSettings
 
-__all__ = ["BATCH_LINES", "Backoff", "Link", "Outbox"]
+__all__ = ["BATCH_INTERVAL", "BATCH_LINES", "Backoff", "Link", "Outbox"]
 
 log = structlog.get_logger(__name__)
 
 BATCH_LINES = 5_000
+#: Least time between two batch sends (seconds): the first event after a quiet spell goes at
+#: once; under load events gather for this long, which bounds the POSTs per second. Measured
+#: on a 2-core VM, 100 bots at 1 line/s each: 0.02 s -> 6.5 % of a core, 0.05 s -> 3.5 %
+#: (a POST costs ~1 ms of CPU, most of it the kernel's loopback send; a line ~0.05 ms).
+BATCH_INTERVAL = 0.04
 BATCH_STATES = 1_000
 UNAUTHORIZED_RETRY = 30.0
 _COMMAND = TypeAdapter(Command)
@@ -103,8 +109,16 @@ class Link:
     """Runs the dial-in loops until cancelled. ``run_id`` is fresh per Link (per agent
     process); ``last_command_id`` is the resume position of the command stream."""
 
-    def __init__(self, settings: AgentSettings, supervisor: Supervisor, outbox: Outbox) -> None:
+    def __init__(
+        self,
+        settings: AgentSettings,
+        supervisor: Supervisor,
+        outbox: Outbox,
+        *,
+        batch_interval: float = BATCH_INTERVAL,
+    ) -> None:
         self.settings = settings
+        self.batch_interval = batch_interval
         self.supervisor = supervisor
         self.outbox = outbox
         self.run_id = uuid.uuid4().hex
@@ -118,16 +132,24 @@ class Link:
 
     async def run(self) -> None:
         """Announce, follow commands, send events and metrics, forever (cancel to stop)."""
-        headers = {"Authorization": f"Bearer {self.settings.agent_token}"}
+        token = self.settings.agent_token.strip()
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        if not token:
+            log.error("BOTFLEET_AGENT_TOKEN is not set: the api will refuse this agent until "
+                      "it is (the host's token is shown when the host is created)")
         timeout = httpx.Timeout(10.0)
-        async with httpx.AsyncClient(
-            base_url=self.settings.api_url.rstrip("/"), headers=headers, timeout=timeout
-        ) as client:
-            async with asyncio.TaskGroup() as group:
-                group.create_task(self._announce_loop(client), name="announce")
-                group.create_task(self._command_loop(client), name="commands")
-                group.create_task(self._event_loop(client), name="events")
-                group.create_task(self._metrics_loop(), name="metrics")
+        poster = Poster(self.settings.api_url, headers)
+        try:
+            async with httpx.AsyncClient(
+                base_url=self.settings.api_url.rstrip("/"), headers=headers, timeout=timeout
+            ) as client:
+                async with asyncio.TaskGroup() as group:
+                    group.create_task(self._announce_loop(client), name="announce")
+                    group.create_task(self._command_loop(client), name="commands")
+                    group.create_task(self._event_loop(poster), name="events")
+                    group.create_task(self._metrics_loop(), name="metrics")
+        finally:
+            await poster.close()
 
     def _reannounce(self, reason: str, *, reset_position: bool = False) -> None:
         if self._announced.is_set():
@@ -243,36 +265,40 @@ class Link:
         self._seq += 1
         return EventBatch.model_construct(run_id=self.run_id, seq=self._seq, events=events)
 
-    async def _event_loop(self, client: httpx.AsyncClient) -> None:
+    async def _event_loop(self, poster: Poster) -> None:
         backoff = Backoff(0.1, 5.0)
+        loop = asyncio.get_running_loop()
+        last_send = 0.0
         while True:
             if self._inflight is None:
+                wait = last_send + self.batch_interval - loop.time()
+                if wait > 0:
+                    await asyncio.sleep(wait)
                 self.outbox.ready.clear()
                 self._inflight = self._build_batch()
                 if self._inflight is None:
                     await self.outbox.ready.wait()
                     continue
             await self._announced.wait()
+            last_send = loop.time()
             try:
-                response = await client.post(
-                    "/api/v1/agent/events", content=self._inflight.model_dump_json(),
-                    headers={"Content-Type": "application/json"},
-                )
-            except httpx.HTTPError as exc:
+                status, content = await poster.post(
+                    "/api/v1/agent/events", self._inflight.model_dump_json().encode())
+            except PostError as exc:
                 delay = backoff.next()
-                log.warning("events not sent", error=repr(exc), retry_in=round(delay, 2))
+                log.warning("events not sent", error=str(exc), retry_in=round(delay, 2))
                 await asyncio.sleep(delay)
                 continue
-            if response.status_code in (401, 409):
-                self._reannounce(f"events answered {response.status_code}")
+            if status in (401, 409):
+                self._reannounce(f"events answered {status}")
                 continue
-            if response.status_code != 200:
+            if status != 200:
                 delay = backoff.next()
-                log.warning("events refused", status=response.status_code,
-                            body=response.text[:500], retry_in=round(delay, 2))
+                log.warning("events refused", status=status,
+                            body=content[:500].decode(errors="replace"), retry_in=round(delay, 2))
                 await asyncio.sleep(delay)
                 continue
-            reply = EventBatchReply.model_validate_json(response.content)
+            reply = EventBatchReply.model_validate_json(content)
             if not reply.accepted:
                 log.debug("batch was a duplicate", seq=self._inflight.seq)
             backoff.reset()
