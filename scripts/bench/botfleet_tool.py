@@ -1,0 +1,251 @@
+"""botfleet under test the way a user runs it: api, agent (and worker for jobs) as real
+processes on a private redis-server and a SQLite database, driven over REST and SSE.
+
+The stack set-up follows tests/integration/conftest.py (copied, not imported: the bench does
+not depend on the test suite).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import socket
+import subprocess
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from botfleet.db import Base, Host, create_engine, create_sessionmaker
+from botfleet.fleet import auth
+from botfleet.fleet.credentials import hash_token, new_token
+from botfleet.fleet.embedded_redis import EmbeddedRedis, free_port
+
+from common import CONFIG_FILE, PYTHON, BotDef, wait_until
+
+__all__ = ["Botfleet"]
+
+CODE = {
+    "api": "from botfleet.api.app import create_app; import uvicorn; "
+           "uvicorn.run(create_app(), host='127.0.0.1', port={port}, log_level='warning')",
+    "agent": "from botfleet.agent.main import run_agent; from botfleet.settings import AgentSettings; "
+             "run_agent(AgentSettings())",
+    "worker": "from botfleet.jobs.worker import run_worker; from botfleet.settings import Settings; "
+              "run_worker(Settings())",
+}
+
+
+async def _prepare_database(url: str) -> tuple[str, str]:
+    """Schema, an admin with an API token, the ``local`` host with an agent token."""
+    engine = create_engine(url)
+    async with engine.begin() as conn:
+        await conn.run_sync(Base.metadata.create_all)
+    async with create_sessionmaker(engine)() as session:
+        user = await auth.create_user(session, "admin", "admin-password", admin=True)
+        token, _ = await auth.create_api_token(session, user, "bench")
+        agent_token = new_token()
+        session.add(Host(name="local", agent_token_hash=hash_token(agent_token)))
+        await session.commit()
+    await engine.dispose()
+    return token, agent_token
+
+
+class Botfleet:
+    """The botfleet stack. ``extra_env`` is added to every botfleet process (e.g. the
+    worker's stamp hook for the jobs scenario)."""
+
+    name = "botfleet"
+
+    def __init__(self, workdir: Path, log_max_bytes: int, log_backups: int) -> None:
+        self.home = workdir / "botfleet"
+        self.home.mkdir(parents=True, exist_ok=True)
+        self.redis = EmbeddedRedis(dir=self.home / "redis", persist=False)
+        redis_url = self.redis.start()
+        token, agent_token = asyncio.run(_prepare_database(f"sqlite+aiosqlite:///{self.home / 'botfleet.db'}"))
+        self.token = token
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.env = {
+            **os.environ,
+            "BOTFLEET_HOME": str(self.home),
+            "BOTFLEET_REDIS_URL": redis_url,
+            "BOTFLEET_API_URL": self.url,
+            "BOTFLEET_AGENT_TOKEN": agent_token,
+            "BOTFLEET_AGENT_HOST": "local",
+            "BOTFLEET_LOG_LEVEL": "warning",
+            "BOTFLEET_LOG_MAX_BYTES": str(log_max_bytes),
+            "BOTFLEET_LOG_BACKUPS": str(log_backups),
+        }
+        self.procs: dict[str, subprocess.Popen[bytes]] = {}
+        self.http = httpx.Client(base_url=self.url, headers=self._auth(), timeout=60)
+        self.ids: dict[str, str] = {}
+        self.start_process("api")
+        self.start_process("agent")
+        wait_until(self._agent_online, 60, 0.2, "the local agent online")
+
+    def _auth(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token}"}
+
+    # -- botfleet's own processes --------------------------------------------------------------
+
+    def start_process(self, name: str, extra_env: dict[str, str] | None = None) -> None:
+        """Start ``api``, ``agent`` or ``worker`` (output in HOME/<name>.log)."""
+        log = open(self.home / f"{name}.log", "ab")  # noqa: SIM115 - the child owns it
+        env = {**self.env, **(extra_env or {})}
+        code = CODE[name].replace("{port}", str(self.port))
+        self.procs[name] = subprocess.Popen([PYTHON, "-c", code], env=env, stdout=log, stderr=subprocess.STDOUT)
+        if name == "api":
+            wait_until(self._api_ready, 60, 0.1, "the api ready")
+
+    def kill_process(self, name: str, sig: int = signal.SIGKILL) -> None:
+        proc = self.procs.pop(name)
+        proc.send_signal(sig)
+        proc.wait(30)
+
+    def _api_ready(self) -> bool:
+        if self.procs["api"].poll() is not None:
+            raise RuntimeError(f"the api exited; see {self.home / 'api.log'}")
+        try:
+            return httpx.get(f"{self.url}/api/v1/health/ready", timeout=2).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    def _agent_online(self) -> bool:
+        hosts = self.http.get("/api/v1/hosts").json()
+        items = hosts["items"] if isinstance(hosts, dict) else hosts
+        return any(h["name"] == "local" and h["status"] == "online" for h in items)
+
+    def supervisor_pids(self) -> list[int]:
+        """The agent: the process that supervises bots (api, worker, Redis reported apart)."""
+        return [self.procs["agent"].pid]
+
+    def service_pids(self) -> dict[str, int]:
+        pids = {name: p.pid for name, p in self.procs.items()}
+        if self.redis.process is not None:
+            pids["redis"] = self.redis.process.pid
+        return pids
+
+    # -- bots ----------------------------------------------------------------------------------
+
+    def _body(self, bot: BotDef) -> dict[str, Any]:
+        supervision = {"startsecs": bot.startsecs, "backoff_initial": 0.0,
+                       "autorestart": "always" if bot.autorestart else "never", "startretries": 1000}
+        body: dict[str, Any] = {"name": bot.name, "profile": bot.botfleet_profile, "env": bot.env,
+                                "supervision": supervision}
+        if bot.botfleet_profile == "custom":
+            body.update(argv=["{python}", *bot.argv[1:]], config={})
+        else:  # the stand-in: botfleet renders `{python} -m botfleet.demo live CONFIG` itself
+            body.update(config_text=CONFIG_FILE.read_text(), simulated=True)
+        return body
+
+    def define(self, bots: list[BotDef]) -> None:
+        """Create the instances (stopped)."""
+        async def run() -> None:
+            async with httpx.AsyncClient(base_url=self.url, headers=self._auth(), timeout=60) as client:
+                sem = asyncio.Semaphore(8)
+
+                async def one(bot: BotDef) -> None:
+                    async with sem:
+                        r = await client.post("/api/v1/instances", json=self._body(bot))
+                    if r.status_code != 201:
+                        raise RuntimeError(f"create {bot.name}: {r.status_code} {r.text}")
+                    self.ids[bot.name] = r.json()["id"]
+
+                await asyncio.gather(*(one(b) for b in bots))
+
+        asyncio.run(run())
+
+    def _each(self, names: list[str], action: str) -> None:
+        """POST /instances/{id}/<action> for all ``names`` at once (one request each)."""
+        async def run() -> None:
+            limits = httpx.Limits(max_connections=len(names) + 1)
+            async with httpx.AsyncClient(base_url=self.url, headers=self._auth(), timeout=60,
+                                         limits=limits) as client:
+                replies = await asyncio.gather(*(client.post(f"/api/v1/instances/{self.ids[n]}/{action}")
+                                                 for n in names))
+            bad = [r for r in replies if r.status_code != 202]
+            if bad:
+                raise RuntimeError(f"{action}: {bad[0].status_code} {bad[0].text}")
+
+        asyncio.run(run())
+
+    def start(self, names: list[str]) -> None:
+        self._each(names, "start")
+
+    def stop(self, names: list[str]) -> None:
+        self._each(names, "stop")
+
+    def states(self) -> dict[str, tuple[str, int | None]]:
+        items = self.http.get("/api/v1/instances", params={"limit": 1000}).json()["items"]
+        return {i["name"]: (i["state"], i["pid"]) for i in items if i["name"] in self.ids}
+
+    def clear(self) -> None:
+        """Stop and delete every bench instance."""
+        names = list(self.ids)
+        if not names:
+            return
+        self.stop(names)
+        wait_until(lambda: all(s in ("STOPPED", "EXITED", "FATAL") for s, _ in self.states().values()),
+                   120, 0.2, "all instances stopped")
+        for name in names:
+            self.http.delete(f"/api/v1/instances/{self.ids[name]}")
+        self.ids.clear()
+
+    def log_files(self, name: str) -> list[Path]:
+        log_dir = self.home / "agent" / "logs" / self.ids[name]
+        return sorted(log_dir.glob("output.log*"))
+
+    # -- log consumers -------------------------------------------------------------------------
+
+    def follow(self, name: str, stop: threading.Event) -> Iterator[tuple[float, str]]:
+        """(receive time, line) of the instance's log SSE (new lines only) until ``stop``."""
+        url = f"/api/v1/instances/{self.ids[name]}/logs"
+        with httpx.Client(base_url=self.url, headers=self._auth(), timeout=httpx.Timeout(30, read=60)) as c:
+            with c.stream("GET", url, params={"tail": 0}) as response:
+                for line in response.iter_lines():
+                    now = time.time()
+                    if line.startswith("data:"):
+                        yield now, line[5:].removeprefix(" ")
+                    if stop.is_set():
+                        return
+
+    def stalled_consumer(self, name: str) -> socket.socket:
+        """A client that opens the log SSE and never reads (tiny receive buffer); close the
+        returned socket to end it."""
+        sock = socket.socket()
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        sock.connect(("127.0.0.1", self.port))
+        request = (f"GET /api/v1/instances/{self.ids[name]}/logs?tail=0 HTTP/1.1\r\n"
+                   f"Host: 127.0.0.1\r\nAuthorization: Bearer {self.token}\r\n"
+                   "Accept: text/event-stream\r\n\r\n")
+        sock.sendall(request.encode())
+        return sock
+
+    # -- jobs ----------------------------------------------------------------------------------
+
+    def create_job(self, body: dict[str, Any]) -> dict[str, Any]:
+        r = self.http.post("/api/v1/jobs", json=body)
+        if r.status_code != 201:
+            raise RuntimeError(f"create job: {r.status_code} {r.text}")
+        return r.json()
+
+    def job(self, job_id: str) -> dict[str, Any]:
+        return self.http.get(f"/api/v1/jobs/{job_id}").json()
+
+    def config(self) -> dict[str, Any]:
+        return json.loads(CONFIG_FILE.read_text())
+
+    def close(self) -> None:
+        try:
+            self.clear()
+        except Exception as exc:  # noqa: BLE001 - best effort, report and go on
+            print(f"botfleet: clear failed: {exc!r}")
+        self.http.close()
+        for name in list(self.procs):
+            self.kill_process(name, signal.SIGTERM)
+        self.redis.stop()
