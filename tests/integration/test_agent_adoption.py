@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import signal
@@ -60,7 +59,9 @@ def _alive(pid: int) -> bool:
         return False
 
 
-async def test_agent_sigkill_leaves_bots_running_and_a_new_agent_adopts_them(tmp_path: Path) -> None:
+async def test_agent_sigkill_leaves_bots_running_and_a_new_agent_adopts_them(
+    tmp_path: Path,
+) -> None:
     state = tmp_path / "state"
     progress = tmp_path / "progress"
     spec = ProcessSpec(argv=python_bot(COUNTER_BOT, str(progress)), startsecs=0.2,
@@ -149,4 +150,3 @@ async def test_bot_that_died_while_the_agent_was_down_is_started_again(tmp_path:
     await sup2.apply(ApplyCommand(instance_id="b", generation=2, desired="stopped", spec=spec))
     await rec2.wait_state("b", S.STOPPED)
     await sup2.close()
-    await asyncio.sleep(0)

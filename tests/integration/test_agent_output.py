@@ -87,7 +87,8 @@ async def test_lines_are_timestamped_rotated_and_numbered_across_restarts(tmp_pa
 async def test_partial_lines_keep_one_timestamp(tmp_path: Path) -> None:
     sup = Supervisor(tmp_path / "s", AgentSettings(home=tmp_path), on_event=Recorder())
     await sup.start()
-    code = ("import sys, time\nw = sys.stdout.write\nw('hel'); sys.stdout.flush(); time.sleep(0.3)\n"
+    code = ("import sys, time\nw = sys.stdout.write\n"
+            "w('hel'); sys.stdout.flush(); time.sleep(0.3)\n"
             "w('lo\\nworld\\n'); sys.stdout.flush()")
     await sup.apply(_once(code))
     log_dir = sup.layout.instance("out").log_dir

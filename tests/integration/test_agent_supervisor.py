@@ -41,7 +41,8 @@ async def agent(tmp_path: Path) -> AsyncIterator[tuple[Supervisor, Recorder]]:
     gen = 10_000
     for inst in list(sup.instances.values()):
         if inst.pid is not None or inst.state == S.BACKOFF:
-            spec = inst.command.spec.model_copy(update={"stop_ladder": [StopStep(signal="SIGKILL", timeout=5)]})
+            kill = [StopStep(signal="SIGKILL", timeout=5)]
+            spec = inst.command.spec.model_copy(update={"stop_ladder": kill})
             await sup.apply(_cmd(inst.instance_id, gen, spec, DesiredState.STOPPED))
             await rec.wait_state(inst.instance_id, S.STOPPED, after=len(rec.events) - 2)
     await sup.close()
@@ -49,7 +50,8 @@ async def agent(tmp_path: Path) -> AsyncIterator[tuple[Supervisor, Recorder]]:
 
 def _cmd(iid: str, gen: int, spec: ProcessSpec, desired: DesiredState = DesiredState.RUNNING,
          restart: bool = False) -> ApplyCommand:
-    return ApplyCommand(instance_id=iid, generation=gen, desired=desired, spec=spec, restart=restart)
+    return ApplyCommand(
+        instance_id=iid, generation=gen, desired=desired, spec=spec, restart=restart)
 
 
 def _spec(code: str, *args: str, **kw: object) -> ProcessSpec:
@@ -95,7 +97,8 @@ async def test_crash_loop_goes_fatal_after_startretries(agent: tuple[Supervisor,
     fatal = await rec.wait_state("crash", S.FATAL)
     assert "exited with code 3" in fatal.reason and "startretries=2" in fatal.reason
     # The first start and two retries: three STARTING, two BACKOFF, then FATAL.
-    assert rec.states("crash") == [S.STARTING, S.BACKOFF, S.STARTING, S.BACKOFF, S.STARTING, S.FATAL]
+    assert rec.states("crash") == [
+        S.STARTING, S.BACKOFF, S.STARTING, S.BACKOFF, S.STARTING, S.FATAL]
     # FATAL stays: an equal generation is ignored, nothing restarts by itself.
     assert not await sup.apply(_cmd("crash", 1, spec))
     seen = len(rec.events)
@@ -213,7 +216,8 @@ async def test_spec_files_outside_the_instance_dir_are_refused(
     agent: tuple[Supervisor, Recorder], tmp_path: Path
 ) -> None:
     sup, rec = agent
-    for i, name in enumerate(["../escape.txt", "/tmp/abs.txt", "a/../../b", ".botfleet/state.json"]):
+    names = ["../escape.txt", "/tmp/abs.txt", "a/../../b", ".botfleet/state.json"]
+    for i, name in enumerate(names):
         spec = _spec(SLEEPER, files={"ok.txt": "x", name: "evil"})
         await sup.apply(_cmd(f"files{i}", 1, spec))
         fatal = await rec.wait_state(f"files{i}", S.FATAL)

@@ -57,7 +57,8 @@ def timestamp() -> bytes:
     now = time.time_ns() // 1000
     second, micros = divmod(now, 1_000_000)
     if second != _second:
-        _second, _second_text = second, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second)).encode()
+        _second = second
+        _second_text = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second)).encode()
     return b"%s.%06dZ " % (_second_text, micros)
 
 

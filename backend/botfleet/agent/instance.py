@@ -436,7 +436,8 @@ class Instance:
 
 def _signal(name: str) -> signal.Signals:
     try:
-        return signal.Signals[name.upper() if name.upper().startswith("SIG") else f"SIG{name.upper()}"]
+        upper = name.upper()
+        return signal.Signals[upper if upper.startswith("SIG") else f"SIG{upper}"]
     except KeyError:
         log.error("unknown signal in stop ladder, using SIGTERM", signal=name)
         return signal.SIGTERM

@@ -83,7 +83,7 @@ class StateLayout:
     def instance(self, instance_id: str) -> InstancePaths:
         """Paths for ``instance_id``. Raises :class:`SpecError` for an id that is not a plain
         directory name (ids come from the api; a ``/`` or ``..`` would escape the state dir)."""
-        if not instance_id or instance_id in (".", "..") or "/" in instance_id or "\0" in instance_id:
+        if instance_id in ("", ".", "..") or "/" in instance_id or "\0" in instance_id:
             raise SpecError(f"instance id {instance_id!r} is not a plain name")
         d = self.instances_dir / instance_id
         agent = d / AGENT_DIR
