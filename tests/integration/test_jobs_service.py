@@ -22,7 +22,13 @@ from botfleet.jobs import (
 )
 from botfleet.jobs.queue import queue_name
 from botfleet.profiles import ConfigError, UnknownProfile
-from tests.integration.test_jobs_support import V8_CONFIG, JobsEnv, jobs_env, running_worker, wait_until
+from tests.integration.test_jobs_support import (
+    V8_CONFIG,
+    JobsEnv,
+    jobs_env,
+    running_worker,
+    wait_until,
+)
 
 __all__ = ["jobs_env"]  # the fixture, imported for pytest
 
@@ -104,7 +110,9 @@ async def test_job_from_an_instance_uses_its_current_config(jobs_env: JobsEnv) -
     assert job.config["backtest"]["end_date"] == "2023-01-01"
 
 
-async def test_cancel_while_queued_cancels_at_once_and_the_job_never_runs(jobs_env: JobsEnv) -> None:
+async def test_cancel_while_queued_cancels_at_once_and_the_job_never_runs(
+    jobs_env: JobsEnv,
+) -> None:
     job = await jobs_env.create("backtest")
     async with jobs_env.sessionmaker() as session:
         cancelled = await cancel_job(session, jobs_env.redis, job.id)

@@ -94,7 +94,9 @@ async def test_optimize_reports_rising_progress_and_cancel_kills_the_whole_tree(
         job = await jobs_env.create("optimize", overrides={"optimize.iters": 100_000})
 
         async def progress() -> list[dict] | None:
-            events = [e["data"] for e in await jobs_env.stream(job.id) if e["kind"] == "job.progress"]
+            events = [
+                e["data"] for e in await jobs_env.stream(job.id) if e["kind"] == "job.progress"
+            ]
             sized = [e for e in events if e["fraction"] and "front_size" in e["detail"]]
             return sized if len(sized) >= 3 else None
 
@@ -154,7 +156,9 @@ async def test_a_process_exiting_non_zero_fails_the_job_with_its_code(
     assert done.reason == "exited with code 3: ValueError: no market data"
 
 
-async def test_a_job_that_exits_zero_without_results_fails(jobs_env: JobsEnv, tmp_path: Path) -> None:
+async def test_a_job_that_exits_zero_without_results_fails(
+    jobs_env: JobsEnv, tmp_path: Path
+) -> None:
     settings = jobs_env.settings.model_copy(
         update={"passivbot_v8_command": _failing_program(tmp_path, "exit 0")}
     )
@@ -164,6 +168,21 @@ async def test_a_job_that_exits_zero_without_results_fails(jobs_env: JobsEnv, tm
 
     assert done.status == JobStatus.FAILED
     assert "results could not be read" in done.reason
+
+
+async def test_a_missing_program_fails_the_job_saying_which_setting_to_fix(
+    jobs_env: JobsEnv, tmp_path: Path
+) -> None:
+    settings = jobs_env.settings.model_copy(
+        update={"passivbot_v8_command": str(tmp_path / "no-such-passivbot")}
+    )
+    async with running_worker(settings):
+        job = await jobs_env.create("backtest", simulated=False)
+        done = await jobs_env.finished(job.id)
+
+    assert done.status == JobStatus.FAILED
+    assert done.reason.startswith(f"could not start '{tmp_path / 'no-such-passivbot'}'")
+    assert "BOTFLEET_PASSIVBOT_V8_COMMAND" in done.reason
 
 
 async def test_a_job_over_its_time_limit_is_stopped_and_failed(

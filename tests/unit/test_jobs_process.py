@@ -88,9 +88,9 @@ async def test_stop_ladder_escalates_and_reaches_the_whole_group(tmp_path: Path)
 
 
 def test_failure_reasons_name_the_code_or_signal_and_the_error_line() -> None:
-    assert describe_exit(3, ["Traceback (most recent call last):", "  x", "KeyError: 'a'", "bye"]) == (
-        "exited with code 3: KeyError: 'a'"
-    )
+    assert describe_exit(
+        3, ["Traceback (most recent call last):", "  x", "KeyError: 'a'", "bye"]
+    ) == ("exited with code 3: KeyError: 'a'")
     assert describe_exit(1, ["just this"]) == "exited with code 1: just this"
     assert describe_exit(-9, []) == "killed by signal SIGKILL"
 
@@ -107,7 +107,15 @@ def test_artifact_names_resolve_only_inside_the_job_dir(tmp_path: Path) -> None:
 
     assert artifact_path(job, "backtests/analysis.json") == job_dir / "backtests" / "analysis.json"
     assert artifact_path(job, "inside") == job_dir / "backtests" / "analysis.json"
-    for bad in ("../j2/x", "/etc/passwd", "escape", "backtests/../../j2/x", "a\\..\\b", "", "a\x00"):
+    for bad in (
+        "../j2/x",
+        "/etc/passwd",
+        "escape",
+        "backtests/../../j2/x",
+        "a\\..\\b",
+        "",
+        "a\x00",
+    ):
         with pytest.raises(ArtifactError):
             artifact_path(job, bad)
     with pytest.raises(ArtifactNotFound):

@@ -1,12 +1,18 @@
 """Progress and output of a running job, written at a bounded rate.
 
-A job may print thousands of lines a second; the database and the fleet-wide stream must not
-follow that pace. :class:`JobReporter` keeps the latest progress in memory and, at most every
-``interval`` seconds (0.25 s: <= 4 writes/s), updates the job row, records one
-``job.progress`` event (SQL) and streams it on the job's stream; the fleet-wide stream gets a
-progress event at most every ``fleet_interval`` seconds (and on every phase change). Output
-lines go to the job's stream only, batched per flush as ``job.output`` entries (not in SQL:
-the full output is ``output.log`` in the job directory).
+A job may print thousands of lines a second, and an optimization may run for a week; the
+database and the fleet-wide stream must not follow that pace. :class:`JobReporter` keeps the
+latest progress in memory and
+
+- at most every ``interval`` seconds (0.25 s: <= 4 writes/s) updates the job row
+  (``progress``, ``progress_detail``) and appends a ``job.progress`` entry to the job's stream
+  (its ``id`` is ``null``: not persisted);
+- at most every ``persist_interval`` seconds (5 s), on every phase change and at the end,
+  records a ``job.progress`` event in SQL (with its id) and publishes it on the fleet-wide
+  stream and the job's stream.
+
+Output lines go to the job's stream only, batched per flush as ``job.output`` entries (not in
+SQL: the full output is ``output.log`` in the job directory).
 """
 
 from __future__ import annotations
@@ -24,7 +30,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from botfleet.db.models import Job
 from botfleet.db.models import utcnow as _utcnow
 from botfleet.fleet import streams
-from botfleet.fleet.events import event_payload, record_event
+from botfleet.fleet.events import record_event
 from botfleet.jobs.state import ACTIVE, JOB_PROGRESS, publish
 from botfleet.profiles import ProgressUpdate
 
@@ -51,21 +57,21 @@ class JobReporter:
         *,
         maxlen: int,
         interval: float = 0.25,
-        fleet_interval: float = 2.0,
+        persist_interval: float = 5.0,
     ) -> None:
         self._sessionmaker = sessionmaker
         self._redis = redis
         self._job_id = job_id
         self._maxlen = maxlen
         self._interval = interval
-        self._fleet_interval = fleet_interval
+        self._persist_interval = persist_interval
         self.fraction: float | None = None
         self.phase: str | None = None
         self.detail: dict[str, Any] = {}
         self._dirty = False
         self._phase_changed = False
         self._last_write = 0.0
-        self._last_fleet = 0.0
+        self._last_persist = 0.0
         self._lines: list[str] = []
         self._dropped = 0
 
@@ -103,44 +109,45 @@ class JobReporter:
         self._dirty = False
         self._last_write = now
         data = self.progress_data()
+        persist = force or self._phase_changed or now - self._last_persist >= self._persist_interval
+        values: dict[str, Any] = {"progress_detail": {"phase": self.phase, **self.detail}}
+        if self.fraction is not None:
+            values["progress"] = self.fraction
         async with self._sessionmaker() as session:
-            values: dict[str, Any] = {"progress_detail": {"phase": self.phase, **self.detail}}
-            if self.fraction is not None:
-                values["progress"] = self.fraction
             await session.execute(
                 update(Job)
                 .where(Job.id == self._job_id, Job.status.in_(ACTIVE))
                 .values(**values)
                 .execution_options(synchronize_session=False)
             )
-            event = await record_event(session, kind=JOB_PROGRESS, job_id=self._job_id, data=data)
+            event = None
+            if persist:
+                event = await record_event(
+                    session, kind=JOB_PROGRESS, job_id=self._job_id, data=data
+                )
             await session.commit()
-        if force or self._phase_changed or now - self._last_fleet >= self._fleet_interval:
-            self._last_fleet = now
+        if event is not None:
+            self._last_persist = now
             self._phase_changed = False
             await publish(self._redis, event, maxlen=self._maxlen)  # fleet-wide + job stream
-            return
-        try:
-            await self._redis.xadd(
-                streams.job_events(self._job_id),
-                {"data": json.dumps(event_payload(event))},
-                maxlen=_JOB_STREAM_MAXLEN,
-                approximate=True,
-            )
-        except RedisError as exc:
-            log.warning("job progress not streamed", job_id=self._job_id, error=str(exc))
+        else:
+            await self._to_job_stream(JOB_PROGRESS, data)
 
     async def _stream_lines(self) -> None:
         lines, dropped = self._lines, self._dropped
         self._lines, self._dropped = [], 0
+        await self._to_job_stream(JOB_OUTPUT, {"lines": lines, "dropped": dropped})
+
+    async def _to_job_stream(self, kind: str, data: dict[str, Any]) -> None:
+        """Append a not-persisted entry (``id`` null) shaped like an event to the job's stream."""
         payload = {
             "id": None,
             "time": _utcnow().isoformat(),
-            "kind": JOB_OUTPUT,
+            "kind": kind,
             "host_id": None,
             "instance_id": None,
             "job_id": self._job_id,
-            "data": {"lines": lines, "dropped": dropped},
+            "data": data,
         }
         try:
             await self._redis.xadd(
@@ -150,4 +157,6 @@ class JobReporter:
                 approximate=True,
             )
         except RedisError as exc:
-            log.warning("job output not streamed", job_id=self._job_id, error=str(exc))
+            log.warning(
+                "job stream entry not written", job_id=self._job_id, kind=kind, error=str(exc)
+            )

@@ -34,10 +34,18 @@ import botfleet.demo
 from botfleet.db.models import Job, JobKind, JobStatus, utcnow
 from botfleet.fleet import streams
 from botfleet.jobs.context import CONTEXT_KEY, WorkerContext
+from botfleet.jobs.errors import JobError
 from botfleet.jobs.process import JobProcess
 from botfleet.jobs.progress import JobReporter
 from botfleet.jobs.state import ACTIVE, transition
-from botfleet.profiles import Command, Profile, get_profile
+from botfleet.profiles import (
+    Command,
+    ConfigError,
+    Profile,
+    UnavailableProfile,
+    UnknownProfile,
+    get_profile,
+)
 from botfleet.protocol import StopStep
 
 __all__ = ["DEFAULT_STOP_LADDER", "JobRun", "describe_exit", "run_job"]
@@ -89,9 +97,7 @@ class JobRun:
         self.settings = context.settings
         self.maxlen = context.settings.events_stream_maxlen
         self.proc: JobProcess | None = None
-        self.reporter = JobReporter(
-            context.sessionmaker, context.redis, job_id, maxlen=self.maxlen
-        )
+        self.reporter = JobReporter(context.sessionmaker, context.redis, job_id, maxlen=self.maxlen)
 
     async def run(self) -> str:
         job = await self._claim()
@@ -107,6 +113,10 @@ class JobRun:
         except asyncio.CancelledError:
             await self._abort(profile, "worker stopped before the job finished", graceful=True)
             raise
+        except (ConfigError, UnavailableProfile, UnknownProfile, JobError) as exc:
+            log.warning("job cannot run", job_id=self.job_id, reason=str(exc))
+            await self._abort(profile, str(exc), graceful=False)
+            return JobStatus.FAILED
         except Exception as exc:
             log.exception("job run failed", job_id=self.job_id)
             await self._abort(profile, f"{type(exc).__name__}: {exc}", graceful=False)
@@ -150,9 +160,16 @@ class JobRun:
             if update_ is not None:
                 reporter.on_update(update_)
 
-        self.proc = await JobProcess.start(
-            argv, cwd=cwd, env=env, job_id=job.id, output=job_dir / "output.log", on_line=on_line
-        )
+        try:
+            self.proc = await JobProcess.start(
+                argv, cwd=cwd, env=env, job_id=job.id, output=job_dir / "output.log",
+                on_line=on_line,
+            )  # fmt: skip
+        except OSError as exc:
+            raise JobError(
+                f"could not start {argv[0]!r} in {cwd}: {exc.strerror or exc}: check the "
+                "profile's command setting (e.g. BOTFLEET_PASSIVBOT_V8_COMMAND)"
+            ) from exc
         async with self.ctx.sessionmaker() as session:
             await session.execute(
                 update(Job).where(Job.id == job.id, Job.status.in_(ACTIVE))
@@ -173,7 +190,10 @@ class JobRun:
         try:
             while True:
                 await asyncio.wait([exit_task], timeout=_TICK)
-                await self.reporter.flush()
+                try:
+                    await self.reporter.flush()
+                except Exception:  # a database hiccup must not end a long job
+                    log.exception("job progress not written", job_id=self.job_id)
                 if exit_task.done():
                     break
                 if outcome.stop_reason is None:
@@ -187,7 +207,11 @@ class JobRun:
                         stopping = asyncio.create_task(proc.stop(ladder))
                 if time.monotonic() >= next_heartbeat:
                     next_heartbeat = time.monotonic() + self.ctx.heartbeat_interval
-                    status = await self._heartbeat()
+                    try:
+                        status = await self._heartbeat()
+                    except Exception:  # if this lasts, the reaper fails the job; we then stop
+                        log.exception("job heartbeat failed", job_id=self.job_id)
+                        continue
                     if status is None:
                         log.warning("job taken from this worker (reaped?)", job_id=self.job_id)
                         proc.signal_group(signal.SIGKILL)
@@ -225,7 +249,7 @@ class JobRun:
                 results = await asyncio.to_thread(
                     profile.read_results, JobKind(job.kind), self.settings.job_root / job.id
                 )
-            except Exception as exc:
+            except Exception as exc:  # noqa: BLE001 - any reader failure is the job's reason
                 status = JobStatus.FAILED
                 reason = f"exited with code 0 but its results could not be read: {exc}"
             else:

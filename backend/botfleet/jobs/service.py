@@ -18,7 +18,13 @@ from botfleet.db.models import ConfigVersion, Event, Instance, Job, JobKind, Job
 from botfleet.fleet import streams
 from botfleet.fleet.events import record_event
 from botfleet.jobs import queue
-from botfleet.jobs.errors import ArtifactError, ArtifactNotFound, JobError, JobNotFound, JobStateError
+from botfleet.jobs.errors import (
+    ArtifactError,
+    ArtifactNotFound,
+    JobError,
+    JobNotFound,
+    JobStateError,
+)
 from botfleet.jobs.reaper import reap_lost_jobs
 from botfleet.jobs.state import JOB_STATUS, publish, status_data, transition
 from botfleet.profiles import ConfigError, apply_overrides, get_profile
@@ -211,7 +217,9 @@ async def list_jobs(
         conditions.append(Job.kind == str(kind))
     if instance_id is not None:
         conditions.append(Job.instance_id == instance_id)
-    total = (await session.execute(select(func.count()).select_from(Job).where(*conditions))).scalar_one()
+    total = (
+        await session.execute(select(func.count()).select_from(Job).where(*conditions))
+    ).scalar_one()
     rows = (
         await session.execute(
             select(Job).where(*conditions).order_by(Job.created_at.desc(), Job.id)
@@ -244,7 +252,9 @@ def artifact_path(job: Job, name: str) -> Path:
     if not job.job_dir:
         raise ArtifactNotFound(f"job {job.id} has no files yet: it has not started", key="name")
     if not name or "\x00" in name or "\\" in name:
-        raise ArtifactError(f"bad artifact name {name!r}: give a path relative to the job", key="name")
+        raise ArtifactError(
+            f"bad artifact name {name!r}: give a path relative to the job", key="name"
+        )
     relative = PurePosixPath(name)
     if relative.is_absolute() or ".." in relative.parts:
         raise ArtifactError(

@@ -15,7 +15,6 @@ the fleet-wide stream and the job's stream.
 from __future__ import annotations
 
 from collections.abc import Collection
-from datetime import UTC, datetime
 from typing import Any
 
 import structlog
@@ -31,7 +30,6 @@ __all__ = [
     "ACTIVE",
     "JOB_PROGRESS",
     "JOB_STATUS",
-    "aware",
     "publish",
     "status_data",
     "transition",
@@ -45,13 +43,6 @@ JOB_PROGRESS = "job.progress"
 
 #: States in which a job's process may be alive.
 ACTIVE = (JobStatus.RUNNING, JobStatus.CANCELLING)
-
-
-def aware(moment: datetime | None) -> datetime | None:
-    """``moment`` as a UTC-aware datetime (SQLite hands back naive UTC values)."""
-    if moment is None or moment.tzinfo is not None:
-        return moment
-    return moment.replace(tzinfo=UTC)
 
 
 def status_data(job: Job) -> dict[str, Any]:
