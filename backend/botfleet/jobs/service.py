@@ -209,7 +209,7 @@ async def list_jobs(
     offset: int = 0,
 ) -> tuple[list[Job], int]:
     """Jobs matching the filters, newest first: ``(rows, total)`` where ``total`` counts all
-    matches (for pagination). ``limit`` is clamped to 1..500."""
+    matches (for pagination). ``limit`` is clamped to 1..1000."""
     conditions = []
     if status is not None:
         conditions.append(Job.status == str(status))
@@ -223,7 +223,7 @@ async def list_jobs(
     rows = (
         await session.execute(
             select(Job).where(*conditions).order_by(Job.created_at.desc(), Job.id)
-            .limit(max(1, min(limit, 500))).offset(max(0, offset))
+            .limit(max(1, min(limit, 1000))).offset(max(0, offset))
         )
     ).scalars().all()  # fmt: skip
     return list(rows), int(total)
@@ -233,12 +233,12 @@ async def job_events(
     session: AsyncSession, job_id: str, *, after_id: int | None = None, limit: int = 200
 ) -> list[Event]:
     """The job's persisted events (``job.status``, ``job.progress``) with ``id > after_id``,
-    oldest first, at most ``limit`` (clamped to 1..1000). Raises :class:`JobNotFound`."""
+    oldest first, at most ``limit`` (clamped to 1..5000). Raises :class:`JobNotFound`."""
     await get_job(session, job_id)
     statement = select(Event).where(Event.job_id == job_id)
     if after_id is not None:
         statement = statement.where(Event.id > after_id)
-    statement = statement.order_by(Event.id).limit(max(1, min(limit, 1000)))
+    statement = statement.order_by(Event.id).limit(max(1, min(limit, 5000)))
     return list((await session.execute(statement)).scalars().all())
 
 
