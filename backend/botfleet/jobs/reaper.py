@@ -3,8 +3,8 @@
 - A ``running``/``cancelling`` job whose ``heartbeat_at`` is older than
   ``settings.job_heartbeat_timeout`` lost its worker (killed, machine gone): it is failed
   with reason ``"worker lost: no heartbeat for N s"``. When its worker ran on this machine,
-  what is left of its process tree is killed (processes are recognised by their process
-  group and their ``BOTFLEET_JOB_ID`` environment variable, never by pid alone).
+  what is left of its process tree is killed (processes are recognised by their
+  ``BOTFLEET_JOB_ID`` environment variable, never by pid alone: pids are reused).
 - A ``queued`` job older than the timeout that arq no longer holds (Redis lost it, or the
   api died between commit and enqueue) is failed with reason ``"lost from the queue ..."``.
 
@@ -44,14 +44,14 @@ async def reap_lost_jobs(session: AsyncSession, redis: Redis, settings: Settings
     reaped: list[str] = []
     stale = (
         await session.execute(
-            select(Job.id, Job.worker, Job.pid).where(
+            select(Job.id, Job.worker).where(
                 Job.status.in_(ACTIVE), func.coalesce(Job.heartbeat_at, Job.created_at) < cutoff
             )
         )
     ).all()
     await session.rollback()
     here = socket.gethostname()
-    for job_id, worker, pid in stale:
+    for job_id, worker in stale:
         job = await transition(
             session, redis, job_id, to=JobStatus.FAILED, allowed_from=ACTIVE,
             reason=f"worker lost: no heartbeat for {timeout:g} s (worker {worker or 'unknown'})",
@@ -60,8 +60,9 @@ async def reap_lost_jobs(session: AsyncSession, redis: Redis, settings: Settings
         if job is None:
             continue  # it heartbeat, finished or was reaped meanwhile
         reaped.append(job_id)
-        if pid is not None and worker_hostname(worker) == here:
-            killed = kill_job_processes(job_id, pid, signal.SIGKILL)
+        if worker_hostname(worker) == here:
+            # by job id, not group: a process that left the group is still found
+            killed = kill_job_processes(job_id, None, signal.SIGKILL)
             log.warning("lost job reaped", job_id=job_id, worker=worker, killed=killed)
         else:
             log.warning("lost job reaped", job_id=job_id, worker=worker)
