@@ -130,12 +130,18 @@ async def test_one_optimize_slot_runs_optimizations_one_after_the_other(
     async with running_worker(jobs_env.settings):
         first = await jobs_env.create("optimize", overrides={"optimize.iters": 300})
         second = await jobs_env.create("optimize", overrides={"optimize.iters": 300})
-        await jobs_env.status(first.id, JobStatus.RUNNING)
-        assert (await jobs_env.job(second.id)).status == JobStatus.QUEUED
         a, b = await jobs_env.finished(first.id), await jobs_env.finished(second.id)
 
     assert a.status == b.status == JobStatus.SUCCEEDED, (a.reason, b.reason)
     assert b.started_at > a.finished_at
+    async with jobs_env.sessionmaker() as session:
+        events = [*await job_events(session, first.id), *await job_events(session, second.id)]
+    order = sorted((e.id, e.job_id, e.data["status"]) for e in events if e.kind == "job.status")
+    # the second left the queue only after the first had finished
+    assert [(job_id, status) for _, job_id, status in order if status != "queued"] == [
+        (first.id, "running"), (first.id, "succeeded"), (second.id, "running"),
+        (second.id, "succeeded"),
+    ]  # fmt: skip
     assert a.result["summary"] and b.result["artifacts"]
 
 
