@@ -12,6 +12,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import psutil
 import pytest
 from sqlalchemy import func, select
 
@@ -245,3 +246,27 @@ def test_readme_settings_table_is_current() -> None:
     done = subprocess.run([sys.executable, str(ROOT / "scripts" / "settings_table.py"), "--check"],
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
+
+
+def test_up_with_an_unreachable_database_says_so_and_stops_its_redis(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    env = home_env(home, BOTFLEET_DATABASE_URL="postgresql+asyncpg://postgres:pw@127.0.0.1:1/x")
+    done = botfleet("up", "--port", str(free_port()), env=env)
+    assert done.returncode == 1
+    assert done.stderr.splitlines()[-1].startswith(
+        "botfleet: database is not reachable: postgresql+asyncpg://postgres:***@127.0.0.1:1/x"
+    )
+    leftovers = [p for p in psutil.process_iter(["cmdline"])
+                 if str(home) in " ".join(p.info["cmdline"] or [])]
+    assert leftovers == []
+    assert not (home / "redis.url").exists()
+
+
+def test_up_with_an_unreachable_redis_says_so(tmp_path: Path) -> None:
+    port = free_port()
+    env = home_env(tmp_path, BOTFLEET_REDIS_URL=f"redis://127.0.0.1:{port}/0")
+    done = botfleet("up", "--port", str(free_port()), env=env)
+    assert done.returncode == 1
+    assert done.stderr.splitlines()[-1].startswith(
+        f"botfleet: redis is not reachable at 127.0.0.1:{port}/0 (BOTFLEET_REDIS_URL)"
+    )
