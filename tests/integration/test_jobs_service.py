@@ -65,6 +65,18 @@ async def test_override_with_a_wrong_type_names_the_key(jobs_env: JobsEnv) -> No
     assert caught.value.key == "optimize.iters"
 
 
+async def test_override_of_a_key_that_does_not_exist_names_it(jobs_env: JobsEnv) -> None:
+    with pytest.raises(ConfigError) as caught:
+        await jobs_env.create("backtest", overrides={"backtest.start_dat": "2024-01-01"})
+    assert caught.value.key == "backtest.start_dat"
+
+
+async def test_a_profile_without_jobs_is_refused(jobs_env: JobsEnv) -> None:
+    with pytest.raises(JobError, match="runs no backtest or optimize jobs") as caught:
+        await jobs_env.create("backtest", profile="custom")
+    assert caught.value.key == "profile"
+
+
 async def test_missing_section_for_the_kind_names_it(jobs_env: JobsEnv) -> None:
     config = json.loads(V8_CONFIG.read_text())
     del config["optimize"]
