@@ -92,6 +92,12 @@ def test_failure_reasons_name_the_code_or_signal_and_the_error_line() -> None:
         3, ["Traceback (most recent call last):", "  x", "KeyError: 'a'", "bye"]
     ) == ("exited with code 3: KeyError: 'a'")
     assert describe_exit(1, ["just this"]) == "exited with code 1: just this"
+    traceback = ["Traceback (most recent call last):", '  File "x.py", line 1', "    main()",
+                 "KeyboardInterrupt", "flushed results"]  # fmt: skip
+    assert describe_exit(130, traceback) == "exited with code 130: KeyboardInterrupt"
+    assert describe_exit(2, ["ok", "ERROR fetching markets", "retrying"]) == (
+        "exited with code 2: ERROR fetching markets"
+    )
     assert describe_exit(-9, []) == "killed by signal SIGKILL"
 
 

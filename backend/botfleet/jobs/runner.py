@@ -66,7 +66,7 @@ async def run_job(ctx: dict[str, Any], job_id: str) -> str:
 
 def describe_exit(code: int, tail: list[str]) -> str:
     """Failure reason for exit code ``code`` (negative: killed by that signal), with the
-    last error-looking output line (else the last line), e.g.
+    output line that best says why (see :func:`_error_line`), e.g.
     ``exited with code 2: ValueError: no data``."""
     if code < 0:
         try:
@@ -75,9 +75,19 @@ def describe_exit(code: int, tail: list[str]) -> str:
             text = f"killed by signal {-code}"
     else:
         text = f"exited with code {code}"
+    return f"{text}: {line[:500]}" if (line := _error_line(tail)) else text
+
+
+def _error_line(tail: list[str]) -> str:
+    """The exception line of the last Python traceback (the first unindented line after its
+    header), else the last error-looking line, else the last line."""
+    headers = [i for i, line in enumerate(tail) if line.startswith("Traceback (most recent")]
+    if headers:
+        after = [line for line in tail[headers[-1] + 1 :] if line[:1] not in (" ", "\t")]
+        if after:
+            return after[0].strip()
     errors = [line for line in tail if _ERROR_LINE.search(line)]
-    last = (errors or tail or [""])[-1].strip()
-    return f"{text}: {last[:500]}" if last else text
+    return (errors or tail or [""])[-1].strip()
 
 
 @dataclass
