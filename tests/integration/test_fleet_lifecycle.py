@@ -38,8 +38,9 @@ async def until_state(api: httpx.AsyncClient, instance_id: str, *states: str, ti
 
 
 async def read_sse(client: httpx.AsyncClient, url: str, count: int, headers: dict[str, str] | None = None,
-                   timeout: float = 30) -> list[tuple[str, str]]:
-    """The first ``count`` (id, data) events of an SSE stream."""
+                   timeout: float = 30, until: Any = None) -> list[tuple[str, str]]:
+    """The first ``count`` (id, data) events of an SSE stream, or those up to the first whose
+    data makes ``until(data)`` true."""
     got: list[tuple[str, str]] = []
 
     async def run() -> None:
@@ -54,7 +55,7 @@ async def read_sse(client: httpx.AsyncClient, url: str, count: int, headers: dic
                 elif line == "" and data:
                     got.append((event_id, "\n".join(data)))
                     data = []
-                    if len(got) >= count:
+                    if len(got) >= count or (until is not None and until(got[-1][1])):
                         return
 
     await asyncio.wait_for(run(), timeout)
@@ -165,9 +166,13 @@ async def test_restarting_api_worker_and_redis_touches_no_bot(stack: Stack, api:
 async def test_fleet_event_stream_shows_state_changes(stack: Stack, api: httpx.AsyncClient) -> None:
     stack.start("agent")
     bot = await create(api, "evented")
-    reader = asyncio.create_task(read_sse(api, "/api/v1/events", 3))
+    reader = asyncio.create_task(read_sse(api, "/api/v1/events", 100, until=lambda d: '"new": "STOPPED"' in d))
     await asyncio.sleep(0.5)
     await api.post(f"/api/v1/instances/{bot['id']}/start")
+    await until_state(api, bot["id"], "RUNNING")
+    await api.post(f"/api/v1/instances/{bot['id']}/stop")
     events = [json.loads(d) for _, d in await reader]
-    assert events[0]["kind"] == "instance.command"
-    assert {"instance.state"} <= {e["kind"] for e in events}
+    mine = [e for e in events if e["instance_id"] == bot["id"]]
+    assert mine[0]["kind"] == "instance.command" and mine[0]["data"]["action"] == "start"
+    transitions = [(e["data"]["old"], e["data"]["new"]) for e in mine if e["kind"] == "instance.state"]
+    assert transitions[:2] == [("STOPPED", "STARTING"), ("STARTING", "RUNNING")]
