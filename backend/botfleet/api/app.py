@@ -92,6 +92,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         lifespan=[_lifespan],
         openapi_config=OpenAPIConfig(title="botfleet", version=__version__, path="/schema"),
         cors_config=CORSConfig(allow_origins=[]),
+        logging_config=None,  # structlog (botfleet.logs) formats every log line
         debug=False,
     )
     app.state.settings = settings
