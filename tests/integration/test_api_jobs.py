@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from typing import Any
 
 import httpx
@@ -98,3 +99,24 @@ async def test_bad_job_requests_get_problem_details(stack: Stack, api: httpx.Asy
     r = await api.post("/api/v1/jobs", json={"kind": "dance", "profile": "passivbot-v8", "config": CONFIG})
     assert r.status_code == 400
     assert (await api.get("/api/v1/jobs/nope")).status_code == 404
+
+
+async def test_real_v8_command_runs_with_shared_data_caches(stack: Stack, api: httpx.AsyncClient) -> None:
+    """A non-simulated job runs BOTFLEET_PASSIVBOT_V8_COMMAND (here a wrapper around the
+    stand-in, as a user's `passivbot` console script would be) with caches/ shared by all jobs."""
+    wrapper = stack.home / "bin" / "passivbot"
+    wrapper.parent.mkdir()
+    wrapper.write_text(f"#!/bin/sh\nexec {sys.executable} -m botfleet.demo \"$@\"\n")
+    wrapper.chmod(0o755)
+    stack.env.update(BOTFLEET_PASSIVBOT_V8_COMMAND=str(wrapper), BOTFLEET_DEMO_JOB_SECONDS="1")
+    stack.start("worker")
+    ids = []
+    for _ in range(2):
+        r = await api.post("/api/v1/jobs", json={"kind": "backtest", "profile": "passivbot-v8", "config": CONFIG})
+        assert r.status_code == 201, r.text
+        ids.append(r.json()["id"])
+    for job_id in ids:
+        job = await until_job(api, job_id, "succeeded", "failed")
+        assert job["status"] == "succeeded", job["reason"]
+        caches = stack.home / "jobs" / job_id / "caches"
+        assert caches.is_symlink() and caches.resolve() == (stack.home / "passivbot" / "caches").resolve()

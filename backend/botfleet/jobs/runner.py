@@ -149,6 +149,11 @@ class JobRun:
         kind = JobKind(job.kind)
         job_dir = self.settings.job_root / job.id
         job_dir.mkdir(parents=True, exist_ok=False)
+        if not job.simulated:
+            for name in profile.shared_job_dirs:
+                shared = self.settings.home.resolve() / "passivbot" / name
+                shared.mkdir(parents=True, exist_ok=True)
+                (job_dir / name).symlink_to(shared, target_is_directory=True)
         prepared = profile.prepare_job_config(kind, job.config, job_dir=str(job_dir))
         config_path = job_dir / "config.json"
         config_path.write_text(json.dumps(prepared, indent=2), encoding="utf-8")

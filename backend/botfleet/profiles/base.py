@@ -109,6 +109,10 @@ class Profile(ABC):
     name: str
     supports_jobs: bool
     stop_ladder: list[StopStep]
+    #: Directories a job's program keeps relative to its cwd that every job should share
+    #: (passivbot v8: ``caches``, its OHLCV data), linked into each job dir from
+    #: ``HOME/passivbot/<name>`` so that jobs do not download the same data again.
+    shared_job_dirs: tuple[str, ...] = ()
 
     @abstractmethod
     def parse_config(self, text: str) -> dict[str, Any]:

@@ -174,6 +174,8 @@ class PassivbotProfile(Profile):
 class PassivbotV8(PassivbotProfile):
     """passivbot v8: ``passivbot live|backtest|optimize CONFIG``; jobs run in the job dir."""
 
+    shared_job_dirs = ("caches",)
+
     name = "passivbot-v8"
     version = "v8"
     shapes = V8
