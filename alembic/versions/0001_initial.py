@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-26 11:18:09.409001
+Create Date: 2026-11-26 11:46:18.021457
 """
 
 from __future__ import annotations
@@ -20,6 +20,16 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
+    op.create_table('accounts',
+    sa.Column('id', sa.String(length=36), nullable=False),
+    sa.Column('name', sa.String(length=64), nullable=False),
+    sa.Column('exchange', sa.String(length=32), nullable=False),
+    sa.Column('secret', sa.Text(), nullable=False),
+    sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('updated_at', sa.DateTime(timezone=True), nullable=False),
+    sa.PrimaryKeyConstraint('id'),
+    sa.UniqueConstraint('name')
+    )
     op.create_table('events',
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=True, nullable=False),
     sa.Column('time', sa.DateTime(timezone=True), nullable=False),
@@ -51,6 +61,15 @@ def upgrade() -> None:
     sa.Column('instances_dir', sa.Text(), nullable=True),
     sa.Column('last_seen_at', sa.DateTime(timezone=True), nullable=True),
     sa.Column('metrics', sa.JSON(), nullable=True),
+    sa.Column('ssh_key_encrypted', sa.Text(), nullable=True),
+    sa.Column('ssh_key_path', sa.Text(), nullable=True),
+    sa.Column('ssh_passphrase_encrypted', sa.Text(), nullable=True),
+    sa.Column('host_key', sa.Text(), nullable=True),
+    sa.Column('host_key_fingerprint', sa.String(length=128), nullable=True),
+    sa.Column('connect_mode', sa.String(length=16), nullable=False),
+    sa.Column('tunnel_port', sa.Integer(), nullable=False),
+    sa.Column('base_dir', sa.Text(), nullable=False),
+    sa.Column('provisioned_at', sa.DateTime(timezone=True), nullable=True),
     sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
     sa.PrimaryKeyConstraint('id'),
     sa.UniqueConstraint('name')
@@ -188,3 +207,4 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_events_host_id'))
 
     op.drop_table('events')
+    op.drop_table('accounts')

@@ -27,6 +27,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
 
 __all__ = [
+    "Account",
     "ApiToken",
     "Base",
     "ConfigVersion",
@@ -141,7 +142,35 @@ class Host(Base):
     instances_dir: Mapped[str | None] = mapped_column(Text, default=None)
     last_seen_at: Mapped[datetime | None] = mapped_column(default=None)
     metrics: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
+    # SSH (remote hosts, botfleet.remote). Secrets are Fernet tokens, never returned.
+    ssh_key_encrypted: Mapped[str | None] = mapped_column(Text, default=None)
+    ssh_key_path: Mapped[str | None] = mapped_column(Text, default=None)
+    ssh_passphrase_encrypted: Mapped[str | None] = mapped_column(Text, default=None)
+    #: The pinned server key, OpenSSH public key format (``ssh-ed25519 AAAA...``).
+    host_key: Mapped[str | None] = mapped_column(Text, default=None)
+    host_key_fingerprint: Mapped[str | None] = mapped_column(String(128), default=None)
+    #: ``direct`` (the agent dials the api's public URL) or ``tunnel`` (reverse SSH forward).
+    connect_mode: Mapped[str] = mapped_column(String(16), default="direct")
+    #: Loopback port on the host that the reverse tunnel listens on (``tunnel`` mode).
+    tunnel_port: Mapped[int] = mapped_column(Integer, default=18750)
+    #: botfleet's directory on the host (relative paths are under the SSH user's home).
+    base_dir: Mapped[str] = mapped_column(Text, default="botfleet")
+    provisioned_at: Mapped[datetime | None] = mapped_column(default=None)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Account(Base):
+    """A passivbot account (one entry of ``api-keys.json``, keyed by ``name``): ``secret`` is
+    the Fernet token of the entry's JSON object (``exchange``, ``key``, ``secret``, ...)."""
+
+    __tablename__ = "accounts"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    exchange: Mapped[str] = mapped_column(String(32))
+    secret: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
 
 class Instance(Base):
