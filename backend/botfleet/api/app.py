@@ -29,6 +29,7 @@ from botfleet.api.problems import exception_handlers
 from botfleet.db.session import create_engine, create_sessionmaker
 from botfleet.fleet.agents import mark_offline_hosts
 from botfleet.logs import configure_logging
+from botfleet.remote.tunnels import remote_lifespan
 from botfleet.settings import Settings, get_settings
 
 __all__ = ["create_app"]
@@ -89,7 +90,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         dependencies=dependencies,
         middleware=[DefineMiddleware(BearerAuth, exclude=PUBLIC)],
         exception_handlers=exception_handlers,
-        lifespan=[_lifespan],
+        lifespan=[_lifespan, remote_lifespan],
         openapi_config=OpenAPIConfig(title="botfleet", version=__version__, path="/schema"),
         cors_config=CORSConfig(allow_origins=[]),
         logging_config=None,  # structlog (botfleet.logs) formats every log line
