@@ -1,0 +1,153 @@
+import { useMemo, useRef, useState } from 'react';
+import { Link, useNavigate, useSearchParams } from 'react-router-dom';
+import { Box, Button, Checkbox, Group, Select, Stack, Text, TextInput, Title, Tooltip, UnstyledButton } from '@mantine/core';
+import { useVirtualizer } from '@tanstack/react-virtual';
+import { api, call } from '../api/client';
+import { hostNames, useHosts, useInstances } from '../api/queries';
+import { filterInstances, sortInstances, type Sort, type SortKey } from '../lib/filterInstances';
+import { runBulk, type BulkOutcome } from '../lib/bulk';
+import { STATES, formatDuration } from '../lib/states';
+import { StateBadge } from '../components/StateBadge';
+import { Empty } from '../components/Empty';
+import { ProblemAlert } from '../components/ProblemAlert';
+
+const COLS: { key: SortKey | null; label: string; width: string }[] = [
+  { key: null, label: '', width: '36px' },
+  { key: 'name', label: 'Name', width: 'minmax(160px, 2fr)' },
+  { key: 'state', label: 'State', width: '110px' },
+  { key: 'host', label: 'Host', width: 'minmax(90px, 1fr)' },
+  { key: 'profile', label: 'Profile', width: '120px' },
+  { key: 'uptime', label: 'Uptime', width: '90px' },
+  { key: 'restart_count', label: 'Restarts', width: '80px' },
+  { key: null, label: 'Labels', width: 'minmax(100px, 1fr)' },
+  { key: null, label: 'Last action', width: 'minmax(120px, 1.5fr)' },
+];
+const GRID = COLS.map((c) => c.width).join(' ');
+const ROW = 36;
+
+type Action = 'start' | 'stop' | 'restart';
+
+export default function Instances() {
+  const [params, setParams] = useSearchParams();
+  const navigate = useNavigate();
+  const instances = useInstances();
+  const hosts = useHosts();
+  const names = useMemo(() => hostNames(hosts.data), [hosts.data]);
+  const [sort, setSort] = useState<Sort>({ key: 'name', desc: false });
+  const [selected, setSelected] = useState<Set<string>>(new Set());
+  const [results, setResults] = useState<Record<string, BulkOutcome>>({});
+  const [busy, setBusy] = useState<Action | null>(null);
+  const filter = {
+    host: params.get('host'), state: params.get('state'), profile: params.get('profile'),
+    label: params.get('label') ?? '', text: params.get('q') ?? '',
+  };
+  const setFilter = (key: string, value: string | null) => {
+    const next = new URLSearchParams(params);
+    if (value) next.set(key, value); else next.delete(key);
+    setParams(next, { replace: true });
+  };
+  const rows = useMemo(
+    () => sortInstances(filterInstances(instances.data ?? [], filter, names), sort, names),
+    // eslint-disable-next-line react-hooks/exhaustive-deps
+    [instances.data, names, sort, filter.host, filter.state, filter.profile, filter.label, filter.text],
+  );
+  const profiles = useMemo(() => [...new Set((instances.data ?? []).map((i) => i.profile))].sort(), [instances.data]);
+  const scroller = useRef<HTMLDivElement>(null);
+  const virtual = useVirtualizer({ count: rows.length, getScrollElement: () => scroller.current, estimateSize: () => ROW, overscan: 12 });
+  const visibleSelected = rows.filter((r) => selected.has(r.id));
+  const allSelected = rows.length > 0 && visibleSelected.length === rows.length;
+
+  const toggle = (id: string) => setSelected((s) => { const n = new Set(s); if (n.has(id)) n.delete(id); else n.add(id); return n; });
+  const bulk = async (action: Action) => {
+    setBusy(action);
+    const ids = visibleSelected.map((r) => r.id);
+    const path = `/api/v1/instances/{instance_id}/${action}` as const;
+    await runBulk(ids, (id) => call(api.POST(path, { params: { path: { instance_id: id } } })),
+      (id, outcome) => setResults((r) => ({ ...r, [id]: outcome })));
+    setBusy(null);
+  };
+  const outcomes = Object.values(results);
+  const failed = outcomes.filter((o) => o.status === 'error').length;
+
+  return (
+    <Stack h="calc(100vh - 90px)">
+      <Group justify="space-between">
+        <Title order={2}>Instances</Title>
+        <Button component={Link} to="/instances/new">New instance</Button>
+      </Group>
+      <Group gap="xs" align="end" role="search">
+        <TextInput label="Search" placeholder="name, id or label value" value={filter.text} onChange={(e) => setFilter('q', e.currentTarget.value)} w={200} data-testid="filter-text" />
+        <Select label="State" data={[...STATES]} value={filter.state} onChange={(v) => setFilter('state', v)} clearable w={130} data-testid="filter-state" />
+        <Select label="Host" data={(hosts.data ?? []).map((h) => h.name)} value={filter.host} onChange={(v) => setFilter('host', v)} clearable w={130} />
+        <Select label="Profile" data={profiles} value={filter.profile} onChange={(v) => setFilter('profile', v)} clearable w={150} />
+        <TextInput label="Label" placeholder="key or key=value" value={filter.label} onChange={(e) => setFilter('label', e.currentTarget.value)} w={150} />
+      </Group>
+      <Group gap="xs">
+        <Text size="sm" data-testid="counts">{rows.length} shown of {instances.data?.length ?? 0} · {visibleSelected.length} selected</Text>
+        {(['start', 'stop', 'restart'] as Action[]).map((a) => (
+          <Button key={a} size="xs" variant={a === 'stop' ? 'light' : 'default'} color={a === 'stop' ? 'red' : undefined}
+            disabled={!visibleSelected.length || !!busy} loading={busy === a} onClick={() => bulk(a)} data-testid={`bulk-${a}`}>
+            {a[0].toUpperCase() + a.slice(1)} selected
+          </Button>
+        ))}
+        {outcomes.length > 0 && (
+          <Text size="sm" c={failed ? 'red' : 'dimmed'} data-testid="bulk-summary">
+            {outcomes.filter((o) => o.status === 'ok').length} done, {failed} failed, {outcomes.filter((o) => o.status === 'pending').length} pending
+          </Text>
+        )}
+      </Group>
+      <ProblemAlert error={instances.error} />
+      {instances.data && instances.data.length === 0 ? (
+        <Empty title="No instances yet">Create one with <Link to="/instances/new">New instance</Link>: pick a profile, a host and a passivbot config (upload a file or start from an example).</Empty>
+      ) : (
+        <Box role="table" aria-label="Instances" aria-rowcount={rows.length} style={{ flex: 1, minHeight: 200, display: 'flex', flexDirection: 'column', border: '1px solid var(--mantine-color-default-border)', borderRadius: 4 }}>
+          <Box role="row" style={{ display: 'grid', gridTemplateColumns: GRID, alignItems: 'center', height: ROW, padding: '0 8px', borderBottom: '1px solid var(--mantine-color-default-border)', fontWeight: 600, fontSize: 13 }}>
+            {COLS.map((c, i) => (
+              <div role="columnheader" key={i} aria-sort={c.key && sort.key === c.key ? (sort.desc ? 'descending' : 'ascending') : undefined}>
+                {i === 0 ? (
+                  <Checkbox aria-label="Select all shown" checked={allSelected} indeterminate={!allSelected && visibleSelected.length > 0}
+                    onChange={() => setSelected(allSelected ? new Set() : new Set(rows.map((r) => r.id)))} data-testid="select-all" />
+                ) : c.key ? (
+                  <UnstyledButton fz={13} fw={600} onClick={() => setSort((s) => ({ key: c.key!, desc: s.key === c.key ? !s.desc : false }))}>
+                    {c.label}{sort.key === c.key ? (sort.desc ? ' ▼' : ' ▲') : ''}
+                  </UnstyledButton>
+                ) : c.label}
+              </div>
+            ))}
+          </Box>
+          <div ref={scroller} style={{ flex: 1, overflow: 'auto' }} data-testid="instances-scroller">
+            {rows.length === 0 ? <Text p="md" c="dimmed">No instance matches these filters: clear a filter above.</Text> : (
+              <div style={{ height: virtual.getTotalSize(), position: 'relative' }}>
+                {virtual.getVirtualItems().map((v) => {
+                  const r = rows[v.index];
+                  const res = results[r.id];
+                  return (
+                    <div role="row" key={r.id} data-testid="instance-row" data-name={r.name}
+                      style={{ position: 'absolute', top: 0, left: 0, right: 0, transform: `translateY(${v.start}px)`, height: ROW, display: 'grid', gridTemplateColumns: GRID, alignItems: 'center', padding: '0 8px', fontSize: 13, borderBottom: '1px solid var(--mantine-color-default-border)' }}>
+                      <div role="cell"><Checkbox aria-label={`Select ${r.name}`} checked={selected.has(r.id)} onChange={() => toggle(r.id)} /></div>
+                      <div role="cell" style={{ overflow: 'hidden', textOverflow: 'ellipsis', whiteSpace: 'nowrap' }}>
+                        <Link to={`/instances/${r.id}`} onKeyDown={(e) => { if (e.key === ' ') { e.preventDefault(); navigate(`/instances/${r.id}`); } }}>{r.name}</Link>
+                        {r.simulated ? <Text span size="xs" c="dimmed"> (simulated)</Text> : null}
+                      </div>
+                      <div role="cell"><StateBadge state={r.state} /></div>
+                      <div role="cell">{names[r.host_id] ?? r.host_id.slice(0, 8)}</div>
+                      <div role="cell">{r.profile}</div>
+                      <div role="cell">{formatDuration(r.uptime)}</div>
+                      <div role="cell">{r.restart_count}</div>
+                      <div role="cell" style={{ overflow: 'hidden', textOverflow: 'ellipsis', whiteSpace: 'nowrap' }}>{Object.entries(r.labels).map(([k, val]) => `${k}=${val}`).join(' ')}</div>
+                      <div role="cell" data-testid="row-result" style={{ overflow: 'hidden', textOverflow: 'ellipsis', whiteSpace: 'nowrap' }}>
+                        {res?.status === 'error' ? <Tooltip label={res.detail}><Text span c="red" size="xs">✗ {res.detail}</Text></Tooltip>
+                          : res?.status === 'ok' ? <Text span c="green" size="xs">✓ accepted</Text>
+                          : res?.status === 'pending' ? <Text span c="dimmed" size="xs">…</Text> : null}
+                      </div>
+                    </div>
+                  );
+                })}
+              </div>
+            )}
+          </div>
+        </Box>
+      )}
+    </Stack>
+  );
+}
