@@ -71,7 +71,7 @@ export function ConfigEditor({ instance }: { instance: Instance }) {
             <Text size="xs" c="dimmed">Editing from v{draft.base}; a running bot uses a new version from its next (re)start.</Text>
           </Group>
           <Textarea aria-label="Config (JSON or HJSON)" value={draft.text} onChange={(e) => setDraft({ ...draft, text: e.currentTarget.value })}
-            autosize minRows={16} maxRows={30} ff="monospace" fz="xs" data-testid="config-editor"
+            autosize minRows={16} maxRows={30} styles={{ input: { fontFamily: "var(--mantine-font-family-monospace)", fontSize: 12 } }} data-testid="config-editor"
             error={p?.key ? `${p.key}: ${p.detail}${errLine >= 0 ? ` (near line ${errLine + 1})` : ''}` : undefined} />
           <Group>
             <TextInput placeholder="What changed (comment)" value={draft.comment} onChange={(e) => setDraft({ ...draft, comment: e.currentTarget.value })} style={{ flex: 1 }} aria-label="Comment" />

@@ -99,7 +99,7 @@ export default function InstanceNew() {
                 <Select label={`passivbot ${version} example`} placeholder="Pick an example config" data={examples.data?.[version] ?? []} value={form.example} onChange={loadExample} searchable data-testid="example" mb="xs" />
               )}
               {form.source === 'upload' && <FileInput label="passivbot config (JSON or HJSON)" accept=".json,.hjson,application/json" onChange={loadFile} mb="xs" placeholder="Choose a file" />}
-              <Textarea label="Config text (JSON or HJSON)" required autosize minRows={8} maxRows={20} ff="monospace" fz="xs"
+              <Textarea label="Config text (JSON or HJSON)" required autosize minRows={8} maxRows={20} styles={{ input: { fontFamily: "var(--mantine-font-family-monospace)", fontSize: 12 } }}
                 value={form.config_text} onChange={(e) => set('config_text', e.currentTarget.value)} error={configError} data-testid="config-text" />
             </div>
             <ProblemAlert error={error} />
