@@ -12,7 +12,7 @@ source scripts/venv.sh
 
 ensure_venv server,test
 ensure_frontend_deps
-ensure_debian_packages redis-server:redis-server
+ensure_debian_packages redis-server:redis-server sshd:openssh-server
 PY=.venv/bin/python
 
 free_port() {
