@@ -188,15 +188,16 @@ async def install(
                     continue
                 await _write(sftp, target, path.read_bytes())
                 sent += 1
-            find_links = ["--no-index", "--find-links", p.wheelhouse]
+            find_links = ["--no-index", "--find-links", "../wheelhouse"]
             await progress("wheelhouse", f"{sent} wheels uploaded")
         if not fresh:
             if not await _exists(sftp, p.python):
                 await run(conn, command(["python3", "-m", "venv", p.venv]), timeout=300)
                 await progress("venv", p.venv)
             pip = [p.python, "-m", "pip", "install", "--disable-pip-version-check", "-q", *find_links]
-            target = f"{p.dist}/{wheel.filename}"
-            await run(conn, script(command([*pip, target]),
+            # Relative to dist/: pip parses "; " in a requirement argument as a marker.
+            target = f"./{wheel.filename}"
+            await run(conn, script(command(["cd", p.dist]), command([*pip, target]),
                                    command([*pip, "--force-reinstall", "--no-deps", target]), sep=" && "),
                       timeout=600)
             await _write(sftp, f"{p.dist}/installed.sha256", wheel.sha256.encode())
@@ -215,7 +216,9 @@ async def _systemd_user(conn: asyncssh.SSHClientConnection) -> bool:
 
 
 def _agent_argv(p: RemotePaths) -> list[str]:
-    return [p.botfleet, "agent"]
+    # Not the venv's console script: pip writes a /bin/sh launcher for unusual paths (spaces,
+    # quotes), which a quote in the path breaks.
+    return [p.python, "-m", "botfleet", "agent"]
 
 
 async def agent_running(conn: asyncssh.SSHClientConnection, base: str) -> int | None:
@@ -223,7 +226,8 @@ async def agent_running(conn: asyncssh.SSHClientConnection, base: str) -> int | 
     p = remote_paths(base)
     check = ('pid=$(cat {pf} 2>/dev/null) && [ -n "$pid" ] && '
              'tr "\\0" " " < /proc/$pid/cmdline 2>/dev/null | grep -qF -- {exe} && echo "$pid"')
-    result = await run(conn, check.format(pf=command([p.pidfile]), exe=command([p.botfleet])), check=False)
+    result = await run(conn, check.format(pf=command([p.pidfile]), exe=command([" ".join(_agent_argv(p))])),
+                       check=False)
     text = str(result.stdout or "").strip()
     return int(text) if text.isdigit() else None
 
@@ -262,7 +266,7 @@ async def start_agent(conn: asyncssh.SSHClientConnection, base: str, progress: P
     if _SYSTEMD_SAFE.match(base) and await _systemd_user(conn):
         unit = (
             "[Unit]\nDescription=botfleet agent\n\n[Service]\n"
-            f"WorkingDirectory={base}\nExecStart={p.botfleet} agent\n"
+            f"WorkingDirectory={base}\nExecStart={p.python} -m botfleet agent\n"
             # Bots run in their own sessions but the same cgroup: stopping the agent must
             # not stop them (invariant 2).
             "KillMode=process\nRestart=always\nRestartSec=2\n\n[Install]\nWantedBy=default.target\n"
