@@ -105,7 +105,7 @@ export default function JobPage() {
   return (
     <Stack>
       <Group justify="space-between">
-        <Group><Title order={2}>{j.kind} {j.id.slice(0, 8)}</Title><JobStatusBadge status={j.status} /></Group>
+        <Group><Title order={2} data-testid="job-title">{j.kind} {j.id.slice(0, 8)}</Title><JobStatusBadge status={j.status} /></Group>
         {ACTIVE_JOB.has(j.status) && <Button color="red" variant="light" onClick={cancel} data-testid="job-cancel">Cancel</Button>}
       </Group>
       <ProblemAlert error={error} />

@@ -1,0 +1,55 @@
+"""Jobs in the panel: queue an optimize from an instance's config, watch its progress move,
+cancel it; the jobs queue and a finished backtest's results page."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from playwright.sync_api import expect
+
+from tests.e2e.conftest import Panel
+
+EXAMPLE = Path(__file__).resolve().parents[1] / "data" / "passivbot" / "v8" / "btc_long.json"
+
+
+def _create_instance(panel: Panel, name: str) -> str:
+    with panel.api() as api:
+        r = api.post("/api/v1/instances", json={"name": name, "profile": "passivbot-v8",
+                                                "config_text": EXAMPLE.read_text(), "simulated": True})
+        assert r.status_code == 201, r.text
+        return str(r.json()["id"])
+
+
+def test_optimize_progress_moves_then_cancel(panel: Panel) -> None:
+    instance_id = _create_instance(panel, "e2e-optimize-source")
+    panel.login()
+    page = panel.go(f"/jobs?instance={instance_id}")
+    page.get_by_test_id("job-kind").get_by_text("Optimize").click()
+    page.get_by_test_id("job-iters").fill("200000")
+    page.get_by_test_id("job-submit").click()
+    expect(page.get_by_test_id("job-title")).to_be_visible()  # the job's own page (not the list)
+
+    expect(page.get_by_test_id("job-status")).to_have_text("running", timeout=60_000)
+    progress = page.get_by_test_id("job-progress")
+    expect(progress).not_to_have_attribute("data-value", "0", timeout=90_000)
+    first = progress.get_attribute("data-value") or ""
+    expect(progress).not_to_have_attribute("data-value", first, timeout=90_000)
+    panel.shot("job-running")
+    page.get_by_test_id("job-cancel").click()
+    expect(page.get_by_test_id("job-status")).to_have_text("cancelled", timeout=60_000)
+
+    page = panel.go("/jobs")
+    expect(page.get_by_test_id("job-row").first).to_contain_text(re.compile("cancelled"))
+    panel.shot("jobs")
+
+
+def test_backtest_results_show_metrics(panel: Panel) -> None:
+    instance_id = _create_instance(panel, "e2e-backtest-source")
+    panel.login()
+    page = panel.go(f"/jobs?instance={instance_id}")
+    page.get_by_test_id("job-submit").click()
+    expect(page.get_by_test_id("job-title")).to_be_visible()  # the job's own page (not the list)
+    expect(page.get_by_test_id("job-status")).to_have_text("succeeded", timeout=120_000)
+    expect(page.get_by_test_id("metrics")).to_be_visible()
+    panel.shot("job-backtest-results")
