@@ -167,3 +167,39 @@ async def test_tunnel_link_cut_marks_offline_and_back_reconciles_without_restart
 
 async def _is(value: Any, expected: str) -> bool:
     return (await value) == expected
+
+
+async def test_move_between_hosts_never_overlaps_and_bulk_reports_each(
+    stack: Stack, remote_api: httpx.AsyncClient, vps: SSHD, wheelhouse: Path, tmp_path: Path
+) -> None:
+    api = remote_api
+    stack.start("agent")  # the local host
+    await add_host(api, "vps-m", vps, tmp_path / "moved")
+    assert (await provision(api, "vps-m", wheelhouse))["online"] is True
+    bot = await create(api, "mover")
+    await api.post(f"/api/v1/instances/{bot['id']}/start")
+    old = await until_state(api, bot["id"], "RUNNING", timeout=60)
+
+    lost = await api.post(f"/api/v1/instances/{bot['id']}/move", json={"host": "vps-m", "force": True})
+    assert lost.status_code == 409 and "only for a lost host" in lost.json()["detail"]
+    r = await api.post(f"/api/v1/instances/{bot['id']}/move", json={"host": "vps-m"}, timeout=120)
+    assert r.status_code == 200, r.text
+    assert not alive(old["pid"])  # confirmed stop on the old host before the move
+    new = await until_state(api, bot["id"], "RUNNING", timeout=60)
+    assert new["pid"] != old["pid"] and str(tmp_path / "moved") in psutil.Process(new["pid"]).cwd()
+    history = (await api.get(f"/api/v1/instances/{bot['id']}/events", params={"limit": 200})).json()
+    items = history["items"] if isinstance(history, dict) else history
+    states = [(e["id"], e["data"].get("new"), e["data"].get("pid")) for e in items if e["kind"] == "instance.state"]
+    old_stop = max(i for i, s, p in states if p == old["pid"] and s in ("STOPPING", "STOPPED", "EXITED")
+                   or (s in ("STOPPED", "EXITED") and p is None))
+    new_start = min(i for i, s, p in states if p == new["pid"])
+    assert old_stop < new_start
+
+    results = (await api.post("/api/v1/instances/bulk",
+                              json={"action": "restart", "ids": [bot["id"], "no-such-bot"]})).json()
+    assert results[0]["ok"] is True and results[1] == {
+        "id": "no-such-bot", "ok": False, "generation": None, "status": 404, "detail": "no instance 'no-such-bot'"}
+    await wait_for(lambda: not alive(new["pid"]), 60, what="the restarted bot's old process gone")
+    stopped = (await api.post("/api/v1/instances/bulk", json={"action": "stop", "ids": [bot["id"]]})).json()
+    assert stopped[0]["ok"] is True
+    await until_state(api, bot["id"], "STOPPED", "EXITED", timeout=60)

@@ -17,6 +17,7 @@ from sse_starlette import EventSourceResponse, ServerSentEvent
 from botfleet.api.sse import follow_stream, resume_id, sse_response
 from botfleet.db.models import ConfigVersion, Event, Instance, User
 from botfleet.fleet import instances as service
+from botfleet.fleet import placement
 from botfleet.fleet import streams
 from botfleet.fleet.errors import NotFound
 from botfleet.fleet.events import event_payload
@@ -139,6 +140,16 @@ class EventOut(BaseModel):
     data: dict[str, Any]
 
 
+class MoveIn(BaseModel):
+    host: str = Field(description="Target host (name or id).")
+    force: bool = Field(default=False, description="Override for a lost (offline) old host.")
+
+
+class BulkIn(BaseModel):
+    action: str = Field(description="start | stop | restart")
+    ids: list[str] = Field(description="Instance ids or names (1-1000).")
+
+
 def _log_event(entry_id: str, fields: dict[str, str]) -> ServerSentEvent:
     return ServerSentEvent(data=fields.get("line", ""), id=entry_id, event="log")
 
@@ -206,6 +217,21 @@ class InstanceController(Controller):
     @post("/{instance_id:str}/restart", operation_id="restartInstance", status_code=202)
     async def restart(self, instance_id: str, session: AsyncSession, redis: Redis, settings: Settings, user: User) -> InstanceOut:
         return await self._desired(instance_id, session, redis, settings, DesiredState.RUNNING, "restart", restart=True)
+
+    @post("/{instance_id:str}/move", operation_id="moveInstance", status_code=200)
+    async def move(self, instance_id: str, data: MoveIn, session: AsyncSession, redis: Redis, settings: Settings,
+                   user: User) -> InstanceOut:
+        """Move to another host: stopped (and confirmed) on the old host first, started on the new
+        one if it was running. ``force`` only when the old host is offline (declared lost)."""
+        instance = await service.get_instance(session, instance_id)
+        row = await placement.move_instance(session, redis, settings, instance, data.host, force=data.force)
+        return InstanceOut.of(row)
+
+    @post("/bulk", operation_id="bulkInstances", status_code=200)
+    async def bulk(self, data: BulkIn, session: AsyncSession, redis: Redis, settings: Settings,
+                   user: User) -> list[placement.BulkResult]:
+        """start/stop/restart many instances; one result per id (failures do not stop the rest)."""
+        return await placement.bulk_action(session, redis, settings, data.action, data.ids)
 
     @get("/{instance_id:str}/configs", operation_id="listInstanceConfigs")
     async def configs(self, instance_id: str, session: AsyncSession, user: User) -> list[ConfigOut]:
