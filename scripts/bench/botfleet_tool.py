@@ -65,8 +65,22 @@ class Botfleet:
         self.home = workdir / "botfleet"
         self.home.mkdir(parents=True, exist_ok=True)
         self.redis = EmbeddedRedis(dir=self.home / "redis", persist=False)
+        self.procs: dict[str, subprocess.Popen[bytes]] = {}
+        self.ids: dict[str, str] = {}
         redis_url = self.redis.start()
-        token, agent_token = asyncio.run(_prepare_database(f"sqlite+aiosqlite:///{self.home / 'botfleet.db'}"))
+        try:
+            self._up(redis_url, log_max_bytes, log_backups)
+        except BaseException:
+            self.close()
+            raise
+
+    def _up(self, redis_url: str, log_max_bytes: int, log_backups: int) -> None:
+        # The schema is made by a fresh interpreter, from the same code the api will import
+        # (the checkout may change while a long bench runs).
+        url = f"sqlite+aiosqlite:///{self.home / 'botfleet.db'}"
+        made = subprocess.run([PYTHON, __file__, "prepare", url], capture_output=True, text=True, check=True,
+                              cwd=Path(__file__).parent)
+        token, agent_token = json.loads(made.stdout.strip().splitlines()[-1])
         self.token = token
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -81,9 +95,7 @@ class Botfleet:
             "BOTFLEET_LOG_MAX_BYTES": str(log_max_bytes),
             "BOTFLEET_LOG_BACKUPS": str(log_backups),
         }
-        self.procs: dict[str, subprocess.Popen[bytes]] = {}
         self.http = httpx.Client(base_url=self.url, headers=self._auth(), timeout=60)
-        self.ids: dict[str, str] = {}
         self.start_process("api")
         self.start_process("agent")
         wait_until(self._agent_online, 60, 0.2, "the local agent online")
@@ -116,7 +128,10 @@ class Botfleet:
             return False
 
     def _agent_online(self) -> bool:
-        hosts = self.http.get("/api/v1/hosts").json()
+        r = self.http.get("/api/v1/hosts")
+        if r.status_code != 200:
+            raise RuntimeError(f"GET /api/v1/hosts: {r.status_code} {r.text[:500]}")
+        hosts = r.json()
         items = hosts["items"] if isinstance(hosts, dict) else hosts
         return any(h["name"] == "local" and h["status"] == "online" for h in items)
 
@@ -241,11 +256,20 @@ class Botfleet:
         return json.loads(CONFIG_FILE.read_text())
 
     def close(self) -> None:
-        try:
-            self.clear()
-        except Exception as exc:  # noqa: BLE001 - best effort, report and go on
-            print(f"botfleet: clear failed: {exc!r}")
-        self.http.close()
+        """Stop and delete the bench's instances, then botfleet's processes and Redis."""
+        if hasattr(self, "http"):
+            try:
+                self.clear()
+            except Exception as exc:  # noqa: BLE001 - best effort, report and go on
+                print(f"botfleet: clear failed: {exc!r}")
+            self.http.close()
         for name in list(self.procs):
             self.kill_process(name, signal.SIGTERM)
         self.redis.stop()
+
+
+if __name__ == "__main__":  # `botfleet_tool.py prepare URL`: make the schema, print the tokens
+    import sys
+
+    if sys.argv[1:2] == ["prepare"]:
+        print(json.dumps(asyncio.run(_prepare_database(sys.argv[2]))))
