@@ -4,6 +4,8 @@ import { Grid, Paper, Stack, Table, Text, Title } from '@mantine/core';
 import { CartesianGrid, Legend, Line, LineChart, ResponsiveContainer, Tooltip, XAxis, YAxis } from 'recharts';
 import { useHost, useInstances } from '../api/queries';
 import { HostCard, hostUsage } from '../components/HostCard';
+import { HostRescue } from '../components/HostRescue';
+import { AddHost } from '../components/AddHost';
 import { StateBadge } from '../components/StateBadge';
 import { ProblemAlert } from '../components/ProblemAlert';
 import { formatDuration } from '../lib/states';
@@ -50,6 +52,10 @@ export default function HostPage() {
           </Paper>
         </Grid.Col>
       </Grid>
+      {h.address && !h.provisioned_at && (
+        <><Title order={4}>Finish setting up {h.name}</Title><AddHost resume={h} /></>
+      )}
+      {h.address && <HostRescue host={h} />}
       <Paper withBorder p="md">
         <Title order={4} mb="xs">Instances on {h.name} ({mine.length})</Title>
         {mine.length === 0 ? <Text size="sm" c="dimmed">No instance runs here. Create one and pick this host.</Text> : (
