@@ -165,7 +165,7 @@ async def update_host(session: AsyncSession, redis: Redis, settings: Settings, h
     again). Raises Invalid (bad value, or ``local``'s SSH fields)."""
     unknown = set(changes) - set(UPDATABLE)
     if unknown:
-        raise Invalid(f"cannot change {sorted(unknown)}; allowed: {', '.join(UPDATABLE)}", key=sorted(unknown)[0])
+        raise Invalid(f"cannot change {sorted(unknown)}; allowed: {', '.join(UPDATABLE)}", key=min(unknown))
     if host.name == "local" and set(changes) - {"labels"}:
         raise Invalid("the local host has no SSH settings; only its labels can change", key="name")
     new = {k: changes.get(k, getattr(host, k, None)) for k in

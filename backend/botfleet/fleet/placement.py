@@ -20,7 +20,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from botfleet.db.models import Host, Instance
 from botfleet.fleet.errors import Conflict, FleetError, Invalid
 from botfleet.fleet.events import publish_event, record_event
-from botfleet.fleet.instances import IDLE_STATES, _host, apply_command, get_instance, send_command, set_desired
+from botfleet.fleet.instances import (
+    IDLE_STATES,
+    _host,
+    apply_command,
+    get_instance,
+    send_command,
+    set_desired,
+)
 from botfleet.protocol import DesiredState, InstanceState, RemoveCommand
 from botfleet.settings import Settings
 

@@ -65,8 +65,8 @@ def build_wheel() -> Wheel:
         files.append((f"botfleet/{rel.as_posix()}", path.read_bytes()))
     info = f"botfleet-{version}.dist-info"
     files.append((f"{info}/METADATA", _metadata_text(version).encode()))
-    files.append((f"{info}/WHEEL", b"Wheel-Version: 1.0\nGenerator: botfleet\n"
-                                   b"Root-Is-Purelib: true\nTag: py3-none-any\n"))
+    wheel_meta = b"Wheel-Version: 1.0\nGenerator: botfleet\nRoot-Is-Purelib: true\nTag: py3-none-any\n"
+    files.append((f"{info}/WHEEL", wheel_meta))
     files.append((f"{info}/entry_points.txt", b"[console_scripts]\nbotfleet = botfleet.cli:main\n"))
     files.append((f"{info}/top_level.txt", b"botfleet\n"))
     record = "".join(f"{name},{_record_hash(data)},{len(data)}\n" for name, data in files)

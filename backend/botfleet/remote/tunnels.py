@@ -59,7 +59,7 @@ class TunnelKeeper:
             while True:
                 try:
                     await self._scan()
-                except Exception:  # noqa: BLE001 - keep scanning; the next round retries
+                except Exception:
                     log.exception("tunnel scan failed")
                 await asyncio.sleep(SCAN_INTERVAL)
         finally:
