@@ -12,7 +12,8 @@ source scripts/venv.sh
 
 ensure_venv server,test
 ensure_frontend_deps
-ensure_debian_packages redis-server:redis-server sshd:openssh-server
+ensure_debian_packages redis-server:redis-server sshd:openssh-server chromium:chromium
+build_frontend
 PY=.venv/bin/python
 
 free_port() {
@@ -90,8 +91,14 @@ else
     log "using BOTFLEET_TEST_POSTGRES_URL"
 fi
 
-# --- pytest --------------------------------------------------------------------------------
+# --- frontend component tests (Vitest) ------------------------------------------------------
 status=0
+if [ -f frontend/package.json ]; then
+    log "running the panel's component tests (vitest)"
+    (cd frontend && npm test --silent) || status=$?
+fi
+
+# --- pytest (unit, integration, e2e in Chromium) ---------------------------------------------
 "$PY" -m pytest -q -p no:cacheprovider "$@" || status=$?
 if [ "$status" -eq 5 ]; then
     log "pytest collected no tests: that is a failure"
