@@ -88,6 +88,8 @@ def e2e_stack(tmp_path_factory: pytest.TempPathFactory, redis_url: str) -> Itera
         "BOTFLEET_HOME": str(home), "BOTFLEET_DATABASE_URL": db_url, "BOTFLEET_REDIS_URL": redis_url,
         "BOTFLEET_API_URL": f"http://127.0.0.1:{port}", "BOTFLEET_AGENT_TOKEN": agent_token,
         "BOTFLEET_AGENT_HOST": "local", "BOTFLEET_HEARTBEAT_INTERVAL": "1", "BOTFLEET_LOG_LEVEL": "warning",
+        # agents provisioned on a loopback "VPS" dial the api here
+        "BOTFLEET_PUBLIC_URL": f"http://127.0.0.1:{port}", "BOTFLEET_API_PORT": str(port),
         # the stand-in's optimize: 2,000 evaluations/s, so 200,000 iterations run ~100 s
         "BOTFLEET_DEMO_EVALS_PER_SEC": "2000",
     }

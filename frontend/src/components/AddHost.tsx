@@ -12,8 +12,8 @@ import { problemAt, problemOf } from '../lib/problem';
 import { useDraft } from '../lib/draft';
 import { ProblemAlert } from './ProblemAlert';
 
-interface Draft { name: string; address: string; port: number; username: string; connect_mode: string; key_source: string; ssh_key: string; ssh_key_path: string }
-const EMPTY: Draft = { name: '', address: '', port: 22, username: 'root', connect_mode: 'direct', key_source: 'upload', ssh_key: '', ssh_key_path: '' };
+interface Draft { name: string; address: string; port: number; username: string; connect_mode: string; key_source: string; ssh_key: string; ssh_key_path: string; base_dir: string; wheelhouse: string }
+const EMPTY: Draft = { name: '', address: '', port: 22, username: 'root', connect_mode: 'direct', key_source: 'upload', ssh_key: '', ssh_key_path: '', base_dir: 'botfleet', wheelhouse: '' };
 
 function Report({ data }: { data: Record<string, unknown> }) {
   return (
@@ -49,7 +49,7 @@ export function AddHost({ onDone, resume }: { onDone?: () => void; resume?: Host
     e.preventDefault();
     run(async () => {
       const out = await call(api.POST('/api/v1/hosts', { body: {
-        name: form.name, address: form.address, port: form.port, username: form.username, connect_mode: form.connect_mode, base_dir: 'botfleet', tunnel_port: 18750,
+        name: form.name, address: form.address, port: form.port, username: form.username, connect_mode: form.connect_mode, base_dir: form.base_dir || 'botfleet', tunnel_port: 18750,
         ...(form.key_source === 'path' ? { ssh_key_path: form.ssh_key_path } : { ssh_key: form.ssh_key }),
       } }));
       setHost(out);
@@ -67,7 +67,7 @@ export function AddHost({ onDone, resume }: { onDone?: () => void; resume?: Host
     setStep(3);
   });
   const doProvision = () => run(async () => {
-    setProvision(await call(api.POST('/api/v1/hosts/{host_id}/provision', { params: { path: { host_id: id } }, body: { wait: 60, force: false } })) as Record<string, unknown>);
+    setProvision(await call(api.POST('/api/v1/hosts/{host_id}/provision', { params: { path: { host_id: id } }, body: { wait: 90, force: false, wheelhouse: form.wheelhouse || null } })) as Record<string, unknown>);
     setStep(4);
   });
   const p = problemOf(error);
@@ -84,7 +84,8 @@ export function AddHost({ onDone, resume }: { onDone?: () => void; resume?: Host
                 <NumberInput label="SSH port" min={1} max={65535} value={form.port} onChange={(v) => set('port', Number(v) || 22)} error={problemAt(p, 'port')} />
                 <TextInput label="User" value={form.username} onChange={(e) => set('username', e.currentTarget.value)} error={problemAt(p, 'username')} />
               </Group>
-              <Group align="end">
+              <Group align="end" grow>
+                <TextInput label="Directory on the host" description="botfleet's files; relative = under the user's home" value={form.base_dir} onChange={(e) => set('base_dir', e.currentTarget.value)} error={problemAt(p, 'base_dir')} />
                 <SegmentedControl value={form.connect_mode} onChange={(v) => set('connect_mode', v)} data={[{ value: 'direct', label: 'Agent dials the api directly' }, { value: 'tunnel', label: 'Through a reverse SSH tunnel' }]} />
               </Group>
               <SegmentedControl value={form.key_source} onChange={(v) => set('key_source', v)} data={[{ value: 'upload', label: 'Private key (stored encrypted)' }, { value: 'path', label: 'Key file on this machine' }]} />
@@ -133,6 +134,7 @@ export function AddHost({ onDone, resume }: { onDone?: () => void; resume?: Host
                 {progress.map((e) => { const d = e.data as { step?: string; detail?: string }; return <Text key={e.id} size="xs">✓ {d.step}{d.detail ? `: ${d.detail}` : ''}</Text>; })}
               </Stack>
             )}
+            <TextInput label="Wheelhouse (optional)" description="A directory of wheels on this machine, for hosts that cannot reach PyPI" value={form.wheelhouse} onChange={(e) => set('wheelhouse', e.currentTarget.value)} error={problemAt(p, 'wheelhouse')} />
             <ProblemAlert error={error} />
             <Group><Button onClick={doProvision} loading={busy} data-testid="host-provision">Provision agent</Button></Group>
           </Stack>

@@ -84,7 +84,7 @@ export default function InstanceNew() {
             <Group grow align="start">
               <TextInput label="Name" required value={form.name} onChange={(e) => set('name', e.currentTarget.value)} error={problemAt(p, 'name')} data-testid="name" />
               <Select label="Profile" data={PROFILES} value={form.profile} onChange={(v) => v && set('profile', v)} allowDeselect={false} error={problemAt(p, 'profile')} />
-              <Select label="Host" data={(hosts.data ?? [{ name: 'local' }]).map((h) => h.name)} value={form.host} onChange={(v) => v && set('host', v)} allowDeselect={false} error={problemAt(p, 'host')} />
+              <Select label="Host" data={(hosts.data ?? [{ name: 'local' }]).map((h) => h.name)} value={form.host} onChange={(v) => v && set('host', v)} allowDeselect={false} error={problemAt(p, 'host')} data-testid="host-select" />
             </Group>
             <Group grow align="start">
               <TextInput label="Labels" description="key=value, separated by spaces" value={form.labels} onChange={(e) => set('labels', e.currentTarget.value)} />
