@@ -174,6 +174,13 @@ def _follow(url: str, headers: dict[str, str], ids: list[str], stop: threading.E
     asyncio.run(run())
 
 
+def _batches(url: str) -> int:
+    """Event batches the api has taken from the agent (sum of the last seq per agent run)."""
+    r = redis.Redis.from_url(url, decode_responses=True)
+    return sum(int(v) for key in r.scan_iter("botfleet:agent:*:batches")
+               for v in r.hgetall(key).values())
+
+
 def _usage(pids: dict[str, int], seconds: float) -> dict[str, Any]:
     """CPU (% of one core, the process itself) and max RSS (MiB) over ``seconds``."""
     procs = {n: psutil.Process(p) for n, p in pids.items()}
@@ -241,17 +248,21 @@ def main() -> None:
             stop, latencies = threading.Event(), []
             follower = threading.Thread(
                 target=_follow, args=(stack.url, stack.headers,
-                                      [ids[n] for n in names[: args.follow]], stop, latencies))
+                                      [ids[n] for n in names[: args.follow]], stop, latencies),
+                daemon=True)
             follower.start()
             pids = {"agent": stack.procs["agent"].pid, "api": stack.procs["api"].pid}
-            load_before = os.getloadavg()
-            if args.attach:
-                subprocess.run(args.attach.replace("{pid}", str(pids["agent"])), shell=True,  # noqa: S602
-                               check=True)
-            usage = _usage(pids, 0 if args.attach else args.window)
+            load_before, batches = os.getloadavg(), _batches(args.redis_url)
+            try:
+                if args.attach:
+                    subprocess.run(args.attach.replace("{pid}", str(pids["agent"])),
+                                   shell=True, check=True)  # noqa: S602 - the user's command
+                usage = _usage(pids, 0 if args.attach else args.window)
+            finally:
+                stop.set()
+                follower.join(30)
+            usage["batches_per_s"] = round((_batches(args.redis_url) - batches) / usage["window_s"], 1)
             usage["loadavg_before_after"] = [load_before, os.getloadavg()]
-            stop.set()
-            follower.join(30)
             crashes = [_crash(stack, stamps, names[i % len(names)]) for i in range(args.crashes)]
         finally:
             stack.close()

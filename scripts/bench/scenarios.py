@@ -234,16 +234,17 @@ def _settle(files_of: Any, quiet: float = 1.0) -> float:
     return changed
 
 
-def flood(tool: Any | None, workdir: Path, n: int, variant: str) -> dict[str, Any]:
+def flood(tool: Any | None, workdir: Path, n: int, variant: str, run: int = 0) -> dict[str, Any]:
     """One stand-in writes ``n`` lines ``flood <i>`` as fast as it can and exits. Rates in
     lines/s from its start stamp: ``bot_rate`` to its exit (was the bot slowed?),
     ``landed_rate`` to the last byte in its log files; and whether every line 1..n is there.
     ``variant``: ``plain``, ``stalled`` (a log consumer that never reads), ``api-down``
-    (botfleet's api killed as the bot starts). ``tool=None``: the bot alone, stdout to a file."""
+    (botfleet's api killed as the bot starts). ``tool=None``: the bot alone, stdout to a file.
+    ``run`` numbers repeats: each has its own bot name, log files and stamp file."""
     label = tool.name if tool else "bare"
-    stamps_path = workdir / label / f"stamps-flood-{variant}.txt"
+    name = f"flood-{variant}-{run}"
+    stamps_path = workdir / label / f"stamps-{name}.txt"
     stamps = StampLog(stamps_path)
-    name = f"flood-{variant}"
     env = bot_env(stamps_path, name, BOTFLEET_DEMO_FLOOD=str(n), BOTFLEET_DEMO_FLOOD_EXIT="1",
                   BOTFLEET_DEMO_LINES_PER_SEC="0")
     bot = BotDef(name, standin_argv(), env, startsecs=0.0, autorestart=False)
