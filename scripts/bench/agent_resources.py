@@ -42,13 +42,12 @@ from typing import Any
 import httpx
 import psutil
 import redis
+from common import CONFIG_FILE, StampLog, bot_env, machine_facts, percentiles, wait_until
 
 from botfleet.db import Base, Host, create_engine, create_sessionmaker
 from botfleet.fleet import auth
 from botfleet.fleet.credentials import hash_token, new_token
 from botfleet.fleet.embedded_redis import free_port
-
-from common import CONFIG_FILE, StampLog, bot_env, machine_facts, percentiles, wait_until
 
 __all__ = ["main"]
 
@@ -203,7 +202,7 @@ def _usage(pids: dict[str, int], seconds: float) -> dict[str, Any]:
 
 def _crash(stack: Stack, stamps: StampLog, name: str) -> float:
     """SIGKILL bot ``name`` once RUNNING; seconds from its exit to its successor's stamp."""
-    state, pid = wait_until(lambda: (s := stack.states()[name])[0] == "RUNNING" and s, 60, 0.05,
+    _, pid = wait_until(lambda: (s := stack.states()[name])[0] == "RUNNING" and s, 60, 0.05,
                             f"{name} RUNNING")
     assert pid is not None
     fd = os.pidfd_open(pid)
@@ -256,7 +255,7 @@ def main() -> None:
             try:
                 if args.attach:
                     subprocess.run(args.attach.replace("{pid}", str(pids["agent"])),
-                                   shell=True, check=True)  # noqa: S602 - the user's command
+                                   shell=True, check=True)
                 usage = _usage(pids, 0 if args.attach else args.window)
             finally:
                 stop.set()

@@ -1,6 +1,8 @@
 """The agent's dial-in link to the api (protocol in :mod:`botfleet.protocol`).
 
-Three loops share one ``httpx.AsyncClient`` (keep-alive, ``Authorization: Bearer <token>``):
+Over two keep-alive HTTP/1.1 connections (:class:`~botfleet.agent.http.HttpConnection`,
+``Authorization: Bearer <token>``): one for announce and event batches, one for the command
+stream.
 
 - announce: ``POST /api/v1/agent/announce`` with a snapshot; retried with backoff (a 401, a
   wrong token, is logged as such and retried every 30 s). Done at start and whenever the api
@@ -11,10 +13,13 @@ Three loops share one ``httpx.AsyncClient`` (keep-alive, ``Authorization: Bearer
   Reconnects with jittered backoff (cap 5 s). A 409 (position unknown to the api) re-announces
   and resumes from the new ``resume_from``; a 401 re-announces and keeps the position.
 - events: ``POST /api/v1/agent/events`` with :class:`~botfleet.protocol.EventBatch` es, at
-  most one in flight, sent as soon as there is something (low latency), capped at
-  ``BATCH_LINES`` log lines. A failed batch is retried as is (same ``seq``). State changes wait
-  in an unbounded queue until a batch holding them is acknowledged; log lines wait in the
-  supervisor's bounded queues (overflow counted as ``dropped``); metrics keep only the latest.
+  most one in flight, capped at ``BATCH_LINES`` log lines. When to send (:class:`Batching`):
+  at once after a quiet spell, else once the oldest waiting event has waited ``max_wait``
+  seconds, so a busy host sends a few dozen batches a second and no line waits longer than
+  that (or than the batch before it took). A failed batch is retried as is (same ``seq``).
+  State changes wait in an unbounded queue until a batch holding them is acknowledged; log
+  lines wait in the supervisor's bounded queues (overflow counted as ``dropped``); metrics keep
+  only the latest.
 
 Bots never wait for any of this (invariant 3).
 """
@@ -26,14 +31,13 @@ import random
 import uuid
 from collections import deque
 
-import httpx
 import structlog
-from httpx_sse import SSEError, aconnect_sse
 from pydantic import TypeAdapter, ValidationError
 
 import botfleet
+from botfleet.agent.http import HttpConnection, HttpError
 from botfleet.agent.metrics import host_metrics
-from botfleet.agent.poster import Poster, PostError
+from botfleet.agent.sse import SSEDecoder
 from botfleet.agent.supervisor import Supervisor
 from botfleet.protocol import (
     AgentEvent,
@@ -47,18 +51,14 @@ from botfleet.protocol import (
 )
 from botfleet.settings import AgentSettings
 
-__all__ = ["BATCH_INTERVAL", "BATCH_LINES", "Backoff", "Link", "Outbox"]
+__all__ = ["BATCH_LINES", "Backoff", "Batching", "Link", "Outbox"]
 
 log = structlog.get_logger(__name__)
 
 BATCH_LINES = 5_000
-#: Least time between two batch sends (seconds): the first event after a quiet spell goes at
-#: once; under load events gather for this long, which bounds the POSTs per second. Measured
-#: on a 2-core VM, 100 bots at 1 line/s each: 0.02 s -> 6.5 % of a core, 0.05 s -> 3.5 %
-#: (a POST costs ~1 ms of CPU, most of it the kernel's loopback send; a line ~0.05 ms).
-BATCH_INTERVAL = 0.04
 BATCH_STATES = 1_000
 UNAUTHORIZED_RETRY = 30.0
+COMMAND_READ_TIMEOUT = 60.0  # the api pings every 15 s
 _COMMAND = TypeAdapter(Command)
 
 
@@ -72,31 +72,55 @@ class Backoff:
     def next(self) -> float:
         delay = min(self.cap, self.initial * 2**self._n)
         self._n += 1
-        return delay * random.uniform(0.5, 1.0)  # noqa: S311 - jitter, not crypto
+        return delay * random.uniform(0.5, 1.0)
 
     def reset(self) -> None:
         self._n = 0
 
 
+class Batching:
+    """When the next event batch goes (times in seconds, on the event loop's clock).
+
+    ``quiet``: the first event after this long without a send goes at once (a lone line is
+    not held back). Otherwise the batch goes ``max_wait`` after its oldest event arrived, so
+    a steady flow is sent in batches (fewer POSTs: each costs the agent far more CPU than a
+    line) and no event waits longer than ``max_wait`` (or than the batch in flight takes).
+    The line -> SSE client budget is 50 ms p99 and the api's own hop takes most of the rest.
+    """
+
+    def __init__(self, max_wait: float = 0.025, quiet: float = 0.1) -> None:
+        self.max_wait, self.quiet = max_wait, quiet
+
+    def send_at(self, oldest: float, last_send: float) -> float:
+        """When to send a batch whose oldest event arrived at ``oldest``, the previous batch
+        having been sent at ``last_send``."""
+        return oldest if oldest - last_send >= self.quiet else oldest + self.max_wait
+
+
 class Outbox:
     """Events waiting for the api. ``add_state`` and ``wake`` are the supervisor's
-    ``on_event``/``on_output`` callbacks."""
+    ``on_event``/``on_output`` callbacks. ``since``: when the oldest waiting event arrived
+    (event loop clock; None when nothing waits). Create it inside the running event loop."""
 
     def __init__(self) -> None:
         self.states: deque[StateChange] = deque()
         self.metrics: MetricsEvent | None = None
+        self.since: float | None = None
         self.ready = asyncio.Event()
+        self._loop = asyncio.get_running_loop()
 
     def add_state(self, event: StateChange) -> None:
         self.states.append(event)
-        self.ready.set()
+        self.wake()
 
     def wake(self) -> None:
-        self.ready.set()
+        if self.since is None:
+            self.since = self._loop.time()
+            self.ready.set()
 
     def set_metrics(self, event: MetricsEvent) -> None:
         self.metrics = event
-        self.ready.set()
+        self.wake()
 
 
 class _Reannounce(Exception):
@@ -115,10 +139,10 @@ class Link:
         supervisor: Supervisor,
         outbox: Outbox,
         *,
-        batch_interval: float = BATCH_INTERVAL,
+        batching: Batching | None = None,
     ) -> None:
         self.settings = settings
-        self.batch_interval = batch_interval
+        self.batching = batching or Batching()
         self.supervisor = supervisor
         self.outbox = outbox
         self.run_id = uuid.uuid4().hex
@@ -137,19 +161,17 @@ class Link:
         if not token:
             log.error("BOTFLEET_AGENT_TOKEN is not set: the api will refuse this agent until "
                       "it is (the host's token is shown when the host is created)")
-        timeout = httpx.Timeout(10.0)
-        poster = Poster(self.settings.api_url, headers)
+        posts = HttpConnection(self.settings.api_url, headers)
+        stream = HttpConnection(self.settings.api_url, headers)
         try:
-            async with httpx.AsyncClient(
-                base_url=self.settings.api_url.rstrip("/"), headers=headers, timeout=timeout
-            ) as client:
-                async with asyncio.TaskGroup() as group:
-                    group.create_task(self._announce_loop(client), name="announce")
-                    group.create_task(self._command_loop(client), name="commands")
-                    group.create_task(self._event_loop(poster), name="events")
-                    group.create_task(self._metrics_loop(), name="metrics")
+            async with asyncio.TaskGroup() as group:
+                group.create_task(self._announce_loop(posts), name="announce")
+                group.create_task(self._command_loop(stream), name="commands")
+                group.create_task(self._event_loop(posts), name="events")
+                group.create_task(self._metrics_loop(), name="metrics")
         finally:
-            await poster.close()
+            await posts.close()
+            await stream.close()
 
     def _reannounce(self, reason: str, *, reset_position: bool = False) -> None:
         if self._announced.is_set():
@@ -161,7 +183,7 @@ class Link:
 
     # -- announce ------------------------------------------------------------------------------
 
-    async def _announce_loop(self, client: httpx.AsyncClient) -> None:
+    async def _announce_loop(self, conn: HttpConnection) -> None:
         backoff = Backoff(0.2, 5.0)
         while True:
             await self._announce_wanted.wait()
@@ -174,28 +196,26 @@ class Link:
                 metrics=host_metrics(self.supervisor.layout.root),
             )
             try:
-                response = await client.post(
-                    "/api/v1/agent/announce", content=body.model_dump_json(),
-                    headers={"Content-Type": "application/json"},
-                )
-            except httpx.HTTPError as exc:
+                status, content = await conn.request(
+                    "POST", "/api/v1/agent/announce", body.model_dump_json().encode())
+            except HttpError as exc:
                 delay = backoff.next()
-                log.warning("api unreachable", url=self.settings.api_url, error=repr(exc),
+                log.warning("api unreachable", url=self.settings.api_url, error=str(exc),
                             retry_in=round(delay, 2))
                 await asyncio.sleep(delay)
                 continue
-            if response.status_code == 401:
+            if status == 401:
                 log.error("api refused the agent token (401): check BOTFLEET_AGENT_TOKEN for "
                           "this host", host=self.settings.agent_host, retry_in=UNAUTHORIZED_RETRY)
                 await asyncio.sleep(UNAUTHORIZED_RETRY)
                 continue
-            if response.status_code != 200:
+            if status != 200:
                 delay = backoff.next()
-                log.warning("announce failed", status=response.status_code,
-                            body=response.text[:500], retry_in=round(delay, 2))
+                log.warning("announce failed", status=status,
+                            body=content[:500].decode(errors="replace"), retry_in=round(delay, 2))
                 await asyncio.sleep(delay)
                 continue
-            reply = AnnounceReply.model_validate_json(response.content)
+            reply = AnnounceReply.model_validate_json(content)
             backoff.reset()
             self.host_id = reply.host_id
             if self.last_command_id is None:
@@ -207,84 +227,96 @@ class Link:
 
     # -- commands ------------------------------------------------------------------------------
 
-    async def _command_loop(self, client: httpx.AsyncClient) -> None:
+    async def _command_loop(self, conn: HttpConnection) -> None:
         backoff = Backoff(0.1, 5.0)
         while True:
             await self._announced.wait()
             try:
-                await self._follow_commands(client, backoff)
-                reason = "command stream ended"
+                reason = await self._follow_commands(conn, backoff)
             except _Reannounce as exc:
                 self._reannounce(str(exc), reset_position=exc.reset_position)
                 continue
-            except (httpx.HTTPError, SSEError) as exc:
-                reason = repr(exc)
-                if isinstance(exc, httpx.TransportError):
-                    self._reannounce(f"api unreachable: {exc!r}")
+            except HttpError as exc:
+                reason = str(exc)
+                self._reannounce(f"api unreachable: {exc}")
             delay = backoff.next()
             log.info("command stream reconnecting", reason=reason, retry_in=round(delay, 2))
             await asyncio.sleep(delay)
 
-    async def _follow_commands(self, client: httpx.AsyncClient, backoff: Backoff) -> None:
-        headers = {"Last-Event-ID": self.last_command_id} if self.last_command_id else {}
-        timeout = httpx.Timeout(10.0, read=60.0)  # the api pings every 15 s
-        async with aconnect_sse(client, "GET", "/api/v1/agent/commands", headers=headers,
-                                timeout=timeout) as source:
-            status = source.response.status_code
+    async def _follow_commands(self, conn: HttpConnection, backoff: Backoff) -> str:
+        """Follow the stream until it ends; returns why. Raises HttpError, _Reannounce."""
+        headers = [("Accept", "text/event-stream"), ("Cache-Control", "no-store")]
+        if self.last_command_id:
+            headers.append(("Last-Event-ID", self.last_command_id))
+        try:
+            status = await conn.open("GET", "/api/v1/agent/commands", headers)
             if status in (401, 409):
                 raise _Reannounce(f"command stream answered {status}",
                                   reset_position=status == 409)
-            source.response.raise_for_status()
+            if status != 200:
+                return f"command stream answered {status}"
             backoff.reset()
             log.info("following commands", last_id=self.last_command_id)
-            async for sse in source.aiter_sse():
-                if sse.event != "command":
-                    continue
-                try:
-                    command = _COMMAND.validate_json(sse.data)
-                except ValidationError as exc:
-                    log.error("unreadable command skipped", id=sse.id, error=str(exc))
-                else:
-                    await self.supervisor.apply(command)
-                if sse.id:
-                    self.last_command_id = sse.id
+            decoder = SSEDecoder()
+            while (chunk := await conn.receive(COMMAND_READ_TIMEOUT)) is not None:
+                for sse in decoder.feed(chunk):
+                    if sse.event != "command":
+                        continue
+                    try:
+                        command = _COMMAND.validate_json(sse.data)
+                    except ValidationError as exc:
+                        log.error("unreadable command skipped", id=sse.id, error=str(exc))
+                    else:
+                        await self.supervisor.apply(command)
+                    if sse.id:
+                        self.last_command_id = sse.id
+            return "command stream ended"
+        finally:
+            await conn.close()  # a stream is not reused: the next one opens a new connection
 
     # -- events --------------------------------------------------------------------------------
 
     def _build_batch(self) -> EventBatch | None:
+        outbox = self.outbox
+        outbox.since = None
         events: list[AgentEvent] = []
-        states = self.outbox.states
+        states = outbox.states
         while states and len(events) < BATCH_STATES:
             events.append(states.popleft())
-        if self.outbox.metrics is not None:
-            events.append(self.outbox.metrics)
-            self.outbox.metrics = None
+        if outbox.metrics is not None:
+            events.append(outbox.metrics)
+            outbox.metrics = None
         events.extend(self.supervisor.take_logs(BATCH_LINES))
+        if states or self.supervisor.logs_pending:
+            outbox.wake()  # more than one batch holds: the rest goes next
         if not events:
             return None
         self._seq += 1
         return EventBatch.model_construct(run_id=self.run_id, seq=self._seq, events=events)
 
-    async def _event_loop(self, poster: Poster) -> None:
+    async def _event_loop(self, conn: HttpConnection) -> None:
         backoff = Backoff(0.1, 5.0)
         loop = asyncio.get_running_loop()
-        last_send = 0.0
+        outbox = self.outbox
+        last_send = float("-inf")
         while True:
             if self._inflight is None:
-                wait = last_send + self.batch_interval - loop.time()
+                if outbox.since is None:
+                    outbox.ready.clear()
+                    await outbox.ready.wait()
+                    continue
+                wait = self.batching.send_at(outbox.since, last_send) - loop.time()
                 if wait > 0:
                     await asyncio.sleep(wait)
-                self.outbox.ready.clear()
                 self._inflight = self._build_batch()
                 if self._inflight is None:
-                    await self.outbox.ready.wait()
                     continue
             await self._announced.wait()
             last_send = loop.time()
             try:
-                status, content = await poster.post(
-                    "/api/v1/agent/events", self._inflight.model_dump_json().encode())
-            except PostError as exc:
+                status, content = await conn.request(
+                    "POST", "/api/v1/agent/events", self._inflight.model_dump_json().encode())
+            except HttpError as exc:
                 delay = backoff.next()
                 log.warning("events not sent", error=str(exc), retry_in=round(delay, 2))
                 await asyncio.sleep(delay)
