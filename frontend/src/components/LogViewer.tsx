@@ -2,7 +2,7 @@
  * batched once per animation frame into a bounded ring (100,000 lines) and shown in a
  * virtualized list, so a 10,000 lines/s stream keeps the page responsive. Follow/pause,
  * search, level filter, jump to time, download. EventSource resumes with Last-Event-ID itself. */
-import { useEffect, useMemo, useRef, useState } from 'react';
+import { memo, useEffect, useMemo, useRef, useState } from 'react';
 import { ActionIcon, Badge, Button, Chip, Group, Text, TextInput, Tooltip } from '@mantine/core';
 import { useVirtualizer } from '@tanstack/react-virtual';
 import { LineBatcher, LogRing, LogView, indexAtTime, type LogEntry, type LogLevel } from '../lib/logBuffer';
@@ -29,12 +29,12 @@ export function LogViewer({ url, capacity = 100_000, height = 480, fileName = 'l
   const [connected, setConnected] = useState(false);
   const [received, setReceived] = useState(0);
   const [jumpTo, setJumpTo] = useState('');
+  const lastCount = useRef(0);
   const followRef = useRef(follow);
   followRef.current = follow;
   const query = useMemo(() => ({ text, levels: new Set(levels as LogLevel[]) }), [text, levels]);
   const queryRef = useRef(query);
   queryRef.current = query;
-  const scroller = useRef<HTMLDivElement>(null);
 
   useEffect(() => {
     setLines(view.update(queryRef.current, null));
@@ -43,7 +43,8 @@ export function LogViewer({ url, capacity = 100_000, height = 480, fileName = 'l
   useEffect(() => {
     const batcher = new LineBatcher((batch) => {
       ring.push(batch);
-      setReceived(ring.total);
+      const now = performance.now();
+      if (now - lastCount.current > 250) { lastCount.current = now; setReceived(ring.total); } // the counter: 4/s is plenty
       if (followRef.current) setLines(view.update(queryRef.current, batch));
       else view.update(queryRef.current, batch); // keep the view current; show it when following again
     });
@@ -57,10 +58,7 @@ export function LogViewer({ url, capacity = 100_000, height = 480, fileName = 'l
     return () => source.close();
   }, [url, ring, view]);
 
-  const virtual = useVirtualizer({ count: lines.length, getScrollElement: () => scroller.current, estimateSize: () => LINE, overscan: 20 });
-  useEffect(() => {
-    if (follow && lines.length) virtual.scrollToIndex(lines.length - 1, { align: 'end' });
-  }, [lines, follow, virtual]);
+  const [jumpIndex, setJumpIndex] = useState<{ index: number } | null>(null);
 
   const resume = () => {
     setFollow(true);
@@ -81,9 +79,8 @@ export function LogViewer({ url, capacity = 100_000, height = 480, fileName = 'l
     d.setHours(h, m, s || 0, 0);
     const i = indexAtTime(lines, d);
     setFollow(false);
-    if (i >= 0) virtual.scrollToIndex(i, { align: 'start' });
+    if (i >= 0) setJumpIndex({ index: i });
   };
-  const onWheel = (e: React.WheelEvent) => { if (e.deltaY < 0 && follow) setFollow(false); };
 
   return (
     <div data-testid="log-viewer">
@@ -104,21 +101,39 @@ export function LogViewer({ url, capacity = 100_000, height = 480, fileName = 'l
         <Badge variant="dot" color={connected ? 'green' : 'gray'}>{connected ? 'streaming' : 'reconnecting'}</Badge>
         <Text size="xs" c="dimmed" data-testid="log-count">{lines.length} shown · {received} received{received > capacity ? ` (oldest ${received - capacity} dropped)` : ''}</Text>
       </Group>
-      <div ref={scroller} onWheel={onWheel} tabIndex={0} aria-label="Log lines" role="log"
-        style={{ height, overflow: 'auto', fontFamily: 'var(--mantine-font-family-monospace)', fontSize: 12, border: '1px solid var(--mantine-color-default-border)', borderRadius: 4, background: 'var(--mantine-color-body)' }}>
-        {lines.length === 0 ? <Text p="sm" size="sm" c="dimmed">{received ? 'No line matches the search or level filter.' : 'No log lines yet: start the instance and its output appears here.'}</Text> : (
-          <div style={{ height: virtual.getTotalSize(), position: 'relative' }}>
-            {virtual.getVirtualItems().map((v) => {
-              const e = lines[v.index];
-              return (
-                <div key={v.key} data-testid="log-line" style={{ position: 'absolute', top: 0, transform: `translateY(${v.start}px)`, height: LINE, lineHeight: `${LINE}px`, whiteSpace: 'pre', padding: '0 6px', color: e.level ? LEVEL_COLOR[e.level] : undefined }}>
-                  {e.line}
-                </div>
-              );
-            })}
-          </div>
-        )}
-      </div>
+      <LogLines lines={lines} follow={follow} height={height} received={received} jump={jumpIndex} onScrollUp={() => setFollow(false)} />
     </div>
   );
 }
+
+/** The virtualized lines: a separate memoized component, so the toolbar does not re-render
+ * with every frame's batch and the list does not re-render with the toolbar. */
+const LogLines = memo(function LogLines({ lines, follow, height, received, jump, onScrollUp }: {
+  lines: LogEntry[]; follow: boolean; height: number | string; received: number; jump: { index: number } | null; onScrollUp: () => void;
+}) {
+  const scroller = useRef<HTMLDivElement>(null);
+  const virtual = useVirtualizer({ count: lines.length, getScrollElement: () => scroller.current, estimateSize: () => LINE, overscan: 10 });
+  useEffect(() => {
+    if (follow && lines.length) virtual.scrollToIndex(lines.length - 1, { align: 'end' });
+  }, [lines, follow, virtual]);
+  useEffect(() => {
+    if (jump) virtual.scrollToIndex(jump.index, { align: 'start' });
+  }, [jump, virtual]);
+  return (
+    <div ref={scroller} onWheel={(e) => { if (e.deltaY < 0 && follow) onScrollUp(); }} tabIndex={0} aria-label="Log lines" role="log"
+      style={{ height, overflow: 'auto', contain: 'strict', fontFamily: 'var(--mantine-font-family-monospace)', fontSize: 12, border: '1px solid var(--mantine-color-default-border)', borderRadius: 4, background: 'var(--mantine-color-body)' }}>
+      {lines.length === 0 ? <Text p="sm" size="sm" c="dimmed">{received ? 'No line matches the search or level filter.' : 'No log lines yet: start the instance and its output appears here.'}</Text> : (
+        <div style={{ height: virtual.getTotalSize(), position: 'relative' }}>
+          {virtual.getVirtualItems().map((v) => {
+            const e = lines[v.index];
+            return (
+              <div key={e.n ?? v.key} data-testid="log-line" style={{ position: 'absolute', top: 0, transform: `translateY(${v.start}px)`, height: LINE, lineHeight: `${LINE}px`, whiteSpace: 'pre', padding: '0 6px', color: e.level ? LEVEL_COLOR[e.level] : undefined }}>
+                {e.line}
+              </div>
+            );
+          })}
+        </div>
+      )}
+    </div>
+  );
+});
