@@ -102,7 +102,7 @@ def test_an_unfinished_line_is_continued_after_a_restart(tmp_path: Path) -> None
 def test_one_timestamp_per_read_and_a_bounded_queue(tmp_path: Path) -> None:
     woken: list[int] = []
     cap = OutputCapture("i", tmp_path / "fifo", OutputLog(tmp_path, 10**6, 1),
-                        add_timestamps=True, queue_lines=3, on_output=lambda: woken.append(1))
+                        add_timestamps=True, queue_lines=3, on_output=lambda _capture: woken.append(1))
     cap.consume(b"a\nb\n")
     cap.consume(b"c\nd\ne\n")  # only one fits in the queue
     cap.consume(b"f\n")

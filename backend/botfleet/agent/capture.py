@@ -73,8 +73,8 @@ def _pipe_size() -> int:
 class OutputCapture:
     """The FIFO, its readers and the stream queue of one instance.
 
-    ``on_output`` is called (synchronously, from the event loop) when the stream queue goes
-    from empty to non-empty; :meth:`take` then returns the queued lines.
+    ``on_output(capture)`` is called (synchronously, from the event loop) when the stream
+    queue goes from empty to non-empty; :meth:`take` then returns the queued lines.
     """
 
     def __init__(
@@ -85,7 +85,7 @@ class OutputCapture:
         *,
         add_timestamps: bool,
         queue_lines: int,
-        on_output: Callable[[], None] | None,
+        on_output: Callable[[OutputCapture], None] | None,
     ) -> None:
         self.instance_id = instance_id
         self.fifo = fifo
@@ -206,7 +206,7 @@ class OutputCapture:
         self._queue.append((first_seq, texts))
         self._queued += len(texts)
         if was_empty and self._on_output is not None:
-            self._on_output()
+            self._on_output(self)
 
     # -- the stream --------------------------------------------------------------------------
 

@@ -60,7 +60,7 @@ class InstanceContext:
     """What an instance needs from its supervisor."""
 
     emit: Callable[[StateChange], None]
-    on_output: Callable[[], None] | None
+    on_output: Callable[[OutputCapture], None]
     log_max_bytes: int
     log_backups: int
     queue_lines: int

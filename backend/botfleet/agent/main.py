@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import signal
 
 import structlog
@@ -26,6 +27,9 @@ async def serve(settings: AgentSettings, stop: asyncio.Event) -> None:
         settings.state_dir, settings, on_event=outbox.add_state, on_output=outbox.wake
     )
     await supervisor.start()
+    # What exists now (modules, pydantic schemas, adopted instances) lives as long as the
+    # agent: keep it out of the collector's full passes.
+    gc.freeze()
     link = Link(settings, supervisor, outbox)
     task = asyncio.create_task(link.run(), name="link")
     stopped = asyncio.create_task(stop.wait(), name="stop")

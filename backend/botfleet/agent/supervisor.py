@@ -21,6 +21,7 @@ from pathlib import Path
 
 import structlog
 
+from botfleet.agent.capture import OutputCapture
 from botfleet.agent.instance import Instance, InstanceContext
 from botfleet.agent.layout import SpecError, StateLayout, atomic_write_json, read_json
 from botfleet.protocol import (
@@ -63,9 +64,13 @@ class Supervisor:
         self.layout = StateLayout(Path(state_dir).resolve())
         self.settings = settings
         self._on_event = on_event
+        self._on_output = on_output
+        #: Captures whose stream queue may hold lines (an ordered set): take_logs looks at
+        #: these only, not at every instance.
+        self._busy: dict[OutputCapture, None] = {}
         self._ctx = InstanceContext(
             emit=self._emit,
-            on_output=on_output,
+            on_output=self._output_ready,
             log_max_bytes=settings.log_max_bytes,
             log_backups=settings.log_backups,
             queue_lines=queue_lines,
@@ -78,6 +83,11 @@ class Supervisor:
     def _emit(self, event: StateChange) -> None:
         if self._on_event is not None:
             self._on_event(event)
+
+    def _output_ready(self, capture: OutputCapture) -> None:
+        self._busy[capture] = None
+        if self._on_output is not None:
+            self._on_output()
 
     def _spawn_task(self, coro: object, name: str) -> None:
         task = asyncio.get_running_loop().create_task(coro, name=name)  # type: ignore[arg-type]
@@ -202,8 +212,7 @@ class Supervisor:
     def take_logs(self, max_lines: int) -> list[LogLines]:
         """Pop up to ``max_lines`` queued output lines over all instances (fair: each gets a
         share), as LogLines events."""
-        busy = [i.capture for i in self.instances.values() if i.capture and (
-            i.capture.pending or i.capture.dropped)]
+        busy = [c for c in self._busy if c.pending or c.dropped]
         events: list[LogLines] = []
         while busy and max_lines > 0:
             share = max(1, max_lines // len(busy))
@@ -212,9 +221,10 @@ class Supervisor:
                 events.extend(got)
                 max_lines -= sum(len(e.lines) for e in got)
             busy = [c for c in busy if c.pending and max_lines > 0]
+        self._busy = {c: None for c in self._busy if c.pending or c.dropped}
         return events
 
     @property
     def logs_pending(self) -> int:
         """Lines waiting in all stream queues."""
-        return sum(i.capture.pending for i in self.instances.values() if i.capture)
+        return sum(c.pending for c in self._busy)
