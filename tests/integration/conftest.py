@@ -75,7 +75,7 @@ class Stack:
         """Start ``api``, ``agent`` or ``worker`` as a real process (its output in HOME/<name>.log)."""
         code = {
             "api": "from botfleet.api.app import create_app; import uvicorn; "
-                   f"uvicorn.run(create_app(), host='127.0.0.1', port={self.port}, log_level='warning')",
+                   f"uvicorn.run(create_app(), host='127.0.0.1', port={self.port}, log_level='info')",
             "agent": "from botfleet.agent.main import run_agent; from botfleet.settings import AgentSettings; "
                      "run_agent(AgentSettings())",
             "worker": "from botfleet.jobs.worker import run_worker; from botfleet.settings import Settings; "

@@ -176,3 +176,27 @@ async def test_fleet_event_stream_shows_state_changes(stack: Stack, api: httpx.A
     assert mine[0]["kind"] == "instance.command" and mine[0]["data"]["action"] == "start"
     transitions = [(e["data"]["old"], e["data"]["new"]) for e in mine if e["kind"] == "instance.state"]
     assert transitions[:2] == [("STOPPED", "STARTING"), ("STARTING", "RUNNING")]
+
+
+async def test_sse_streams_end_cleanly_when_the_api_shuts_down(stack: Stack, api: httpx.AsyncClient) -> None:
+    bot = await create(api, "listened")
+    ended = asyncio.Event()
+
+    async def listen(url: str) -> None:
+        async with api.stream("GET", url) as response:
+            assert response.status_code == 200
+            async for _ in response.aiter_lines():
+                pass
+        ended.set()
+
+    tasks = [asyncio.create_task(listen(url)) for url in
+             ("/api/v1/events", f"/api/v1/instances/{bot['id']}/logs")]
+    await asyncio.sleep(1.0)
+    proc = stack.procs.pop("api")
+    proc.send_signal(signal.SIGTERM)
+    await asyncio.wait_for(asyncio.gather(*tasks), 20)  # both streams closed by the server
+    # uvicorn re-raises the SIGTERM it handled once it has shut down cleanly.
+    assert await asyncio.to_thread(proc.wait, 20) in (0, -signal.SIGTERM)
+    assert ended.is_set()
+    log = stack.log("api")
+    assert "Application shutdown complete" in log and "without completing response" not in log
