@@ -90,7 +90,8 @@ def run_scenario(scenario: str, tools: list[str], args: argparse.Namespace, work
             out[name] = _run_tool(name, workdir, lambda t: scenarios.fleet(t, workdir, n, window, samples))
     elif scenario == "crash":
         samples = 10 if q else args.samples
-        out["settings"] = {"samples": samples, "startsecs": 0, "backoff": 0, "killed_after_s": 0.5}
+        out["settings"] = {"samples": samples, "startsecs": 0, "backoff": 0,
+                           "kill": "once reported RUNNING, after 0.5-1.5 s (random) of run"}
         out["interpreter_start"] = interpreter_baseline(workdir / "baseline-stamps.txt")
         for name in tools:
             out[name] = _run_tool(name, workdir, lambda t: scenarios.crash_idle(t, workdir, samples))

@@ -67,6 +67,10 @@ class Botfleet:
         self.redis = EmbeddedRedis(dir=self.home / "redis", persist=False)
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
         self.ids: dict[str, str] = {}
+        self._watcher: threading.Thread | None = None
+        self._watch_stop = threading.Event()
+        self._lock = threading.Lock()
+        self._states: dict[str, tuple[str, int | None]] = {}
         redis_url = self.redis.start()
         try:
             self._up(redis_url, log_max_bytes, log_backups)
@@ -196,8 +200,42 @@ class Botfleet:
         self._each(names, "stop")
 
     def states(self) -> dict[str, tuple[str, int | None]]:
+        """``{name: (state, pid)}``: from the fleet event stream while :meth:`watch` is on
+        (as the panel sees it, no polling load on the api), else one GET of the list."""
+        if self._watcher is not None:
+            with self._lock:
+                return dict(self._states)
         items = self.http.get("/api/v1/instances", params={"limit": 1000}).json()["items"]
         return {i["name"]: (i["state"], i["pid"]) for i in items if i["name"] in self.ids}
+
+    def watch(self, on: bool) -> None:
+        """Follow ``GET /api/v1/events`` (SSE) and keep every instance's last state."""
+        if on and self._watcher is None:
+            self._states = self.states()
+            self._watch_stop = threading.Event()
+            self._watcher = threading.Thread(target=self._follow_events, daemon=True)
+            self._watcher.start()
+            time.sleep(0.5)  # connected
+        elif not on and self._watcher is not None:
+            self._watch_stop.set()
+            self._watcher.join(30)
+            self._watcher = None
+
+    def _follow_events(self) -> None:
+        names = {v: k for k, v in self.ids.items()}
+        with httpx.Client(base_url=self.url, headers=self._auth(), timeout=httpx.Timeout(30, read=None)) as c:
+            with c.stream("GET", "/api/v1/events") as response:
+                for line in response.iter_lines():
+                    if self._watch_stop.is_set():
+                        return
+                    if not line.startswith("data:"):
+                        continue
+                    event = json.loads(line[5:])
+                    name = names.get(event.get("instance_id") or "")
+                    if event.get("kind") == "instance.state" and name:
+                        data = event["data"]
+                        with self._lock:
+                            self._states[name] = (data["new"], data.get("pid"))
 
     def clear(self) -> None:
         """Stop and delete every bench instance."""

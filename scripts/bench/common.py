@@ -210,7 +210,7 @@ def interpreter_baseline(stamps: Path, samples: int = 20) -> dict[str, float]:
 
 
 def machine_facts() -> dict[str, Any]:
-    """nproc, CPU model, kernel, Python version, date (UTC)."""
+    """nproc, CPU model, kernel, Python version, date (UTC), the checkout's commit."""
     model = ""
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -226,4 +226,6 @@ def machine_facts() -> dict[str, Any]:
         "python": sys.version.split()[0],
         "memory_gb": round(psutil.virtual_memory().total / 2**30, 1),
         "date": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "botfleet_commit": subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"],
+                                          capture_output=True, text=True).stdout.strip(),
     }

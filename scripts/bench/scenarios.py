@@ -110,7 +110,7 @@ def fleet(tool: Any, workdir: Path, n: int, idle_window: float, crash_samples: i
     t0 = time.time()
     tool.start(names)
     out["start_command_ms"] = round((time.time() - t0) * 1000, 1)
-    wait_until(lambda: all(tool.states().get(nm, ("?",))[0] == "RUNNING" for nm in names), 120, 0.02,
+    wait_until(lambda: all(tool.states().get(nm, ("?",))[0] == "RUNNING" for nm in names), 120, 0.05,
                "all RUNNING")
     out["start_all_running_ms"] = round((time.time() - t0) * 1000, 1)
     wait_until(lambda: stamps.poll() is not None and len(stamps.by_name) >= n, 60, 0.05, "all stamps")
@@ -136,7 +136,7 @@ def fleet(tool: Any, workdir: Path, n: int, idle_window: float, crash_samples: i
     out["stop_command_ms"] = round((time.time() - t0) * 1000, 1)
     wait_until(lambda: not any(_alive(p) for p in running.values()), 60, 0.01, "all bot processes gone")
     gone = time.time()
-    wait_until(lambda: all(tool.states().get(nm, ("?",))[0] in DOWN for nm in names), 60, 0.02,
+    wait_until(lambda: all(tool.states().get(nm, ("?",))[0] in DOWN for nm in names), 60, 0.05,
                "all reported STOPPED")
     reported = time.time()
     _watch(tool, False)
