@@ -48,6 +48,17 @@ export function LogViewer({ url, capacity = 100_000, height = 480, fileName = 'l
       if (followRef.current) setLines(view.update(queryRef.current, batch));
       else view.update(queryRef.current, batch); // keep the view current; show it when following again
     });
+    // The SSE connection lives in a worker (parsing off the main thread); EventSource in the
+    // page is the fallback where workers cannot open one (jsdom in component tests).
+    if (typeof Worker !== 'undefined') {
+      const worker = new Worker(new URL('../lib/logStream.worker.ts', import.meta.url), { type: 'module' });
+      worker.onmessage = (m: MessageEvent<{ type: string; lines?: [string, string][] }>) => {
+        if (m.data.type === 'lines') for (const [id, line] of m.data.lines!) batcher.add(id, line);
+        else setConnected(m.data.type === 'open');
+      };
+      worker.postMessage({ url: new URL(url, location.href).href });
+      return () => worker.terminate();
+    }
     const source = new EventSource(url, { withCredentials: true });
     source.onopen = () => setConnected(true);
     source.onerror = () => setConnected(false);

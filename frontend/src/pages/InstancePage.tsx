@@ -1,6 +1,6 @@
 import { useState } from 'react';
 import { Link, useNavigate, useParams } from 'react-router-dom';
-import { Button, Group, Modal, Paper, SimpleGrid, Stack, Tabs, Text, Timeline, Title } from '@mantine/core';
+import { Button, Checkbox, Group, Modal, Paper, Select, SimpleGrid, Stack, Tabs, Text, Timeline, Title } from '@mantine/core';
 import { useQuery, useQueryClient } from '@tanstack/react-query';
 import { api, call } from '../api/client';
 import { hostNames, useHosts, useInstance } from '../api/queries';
@@ -59,6 +59,10 @@ export default function InstancePage() {
   const [error, setError] = useState<unknown>(null);
   const [busy, setBusy] = useState<string | null>(null);
   const [confirmDelete, setConfirmDelete] = useState(false);
+  const [moving, setMoving] = useState(false);
+  const [target, setTarget] = useState<string | null>(null);
+  const [force, setForce] = useState(false);
+  const [moveError, setMoveError] = useState<unknown>(null);
   const i = instance.data;
   const act = async (action: 'start' | 'stop' | 'restart') => {
     setBusy(action);
@@ -83,6 +87,20 @@ export default function InstancePage() {
       setConfirmDelete(false);
     }
   };
+  const move = async () => {
+    setMoveError(null);
+    setBusy('move');
+    try {
+      const out = await call(api.POST('/api/v1/instances/{instance_id}/move', { params: { path: { instance_id: id } }, body: { host: target!, force } }));
+      qc.setQueryData(['instance', id], out);
+      qc.invalidateQueries({ queryKey: ['instances'] });
+      setMoving(false);
+    } catch (e) {
+      setMoveError(e);
+    } finally {
+      setBusy(null);
+    }
+  };
   if (instance.error) return <ProblemAlert error={instance.error} />;
   if (!i) return <Text>Loading…</Text>;
   const hostName = hostNames(hosts.data)[i.host_id] ?? i.host_id;
@@ -99,6 +117,7 @@ export default function InstancePage() {
           <Button variant="default" onClick={() => act('restart')} loading={busy === 'restart'} data-testid="restart">Restart</Button>
           <Button color="red" variant="light" onClick={() => act('stop')} loading={busy === 'stop'} data-testid="stop">Stop</Button>
           <Button component={Link} to={`/jobs?instance=${i.id}`} variant="default">Backtest / optimize</Button>
+          <Button variant="default" onClick={() => { setMoving(true); setTarget(null); setForce(false); setMoveError(null); }} data-testid="move">Move…</Button>
           <Button color="red" variant="subtle" onClick={() => setConfirmDelete(true)}>Delete</Button>
         </Group>
       </Group>
@@ -124,6 +143,15 @@ export default function InstancePage() {
         <Tabs.Panel value="timeline" pt="sm"><StateTimeline id={id} /></Tabs.Panel>
         <Tabs.Panel value="config" pt="sm"><ConfigEditor instance={i} /></Tabs.Panel>
       </Tabs>
+      <Modal opened={moving} onClose={() => setMoving(false)} title={`Move ${i.name} to another host`} centered>
+        <Stack>
+          <Text size="sm">botfleet stops it on {hostName} and waits for the confirmed stop before it starts on the new host (a bot never runs twice). If it was running it starts again there.</Text>
+          <Select label="New host" data={(hosts.data ?? []).filter((h) => h.id !== i.host_id).map((h) => ({ value: h.name, label: `${h.name} (${h.status})` }))} value={target} onChange={setTarget} data-testid="move-target" />
+          <Checkbox label={`${hostName} is lost (offline for good): move without its confirmed stop`} checked={force} onChange={(e) => setForce(e.currentTarget.checked)} color="red" />
+          <ProblemAlert error={moveError} />
+          <Group justify="end"><Button variant="default" onClick={() => setMoving(false)}>Cancel</Button><Button onClick={move} disabled={!target} loading={busy === 'move'}>Move</Button></Group>
+        </Stack>
+      </Modal>
       <Modal opened={confirmDelete} onClose={() => setConfirmDelete(false)} title={`Delete ${i.name}?`} centered>
         <Text size="sm" mb="md">Its config history and events go too. A running instance must be stopped first.</Text>
         <Group justify="end"><Button variant="default" onClick={() => setConfirmDelete(false)}>Keep it</Button><Button color="red" onClick={remove}>Delete</Button></Group>

@@ -2,7 +2,6 @@ import { memo, useCallback, useMemo, useRef, useState } from 'react';
 import { Link, useSearchParams } from 'react-router-dom';
 import { Box, Button, Checkbox, Group, Select, Stack, Text, TextInput, Title, UnstyledButton } from '@mantine/core';
 import { useVirtualizer } from '@tanstack/react-virtual';
-import { api, call } from '../api/client';
 import { hostNames, useHosts, useInstances } from '../api/queries';
 import { filterInstances, sortInstances, type Sort, type SortKey } from '../lib/filterInstances';
 import { runBulk, type BulkOutcome } from '../lib/bulk';
@@ -58,10 +57,11 @@ export default function Instances() {
   const toggle = useCallback((id: string) => setSelected((s) => { const n = new Set(s); if (n.has(id)) n.delete(id); else n.add(id); return n; }), []);
   const bulk = async (action: Action) => {
     setBusy(action);
+    setResults(Object.fromEntries(visibleSelected.map((r) => [r.id, { status: 'pending' } as BulkOutcome])));
     const ids = visibleSelected.map((r) => r.id);
-    const path = `/api/v1/instances/{instance_id}/${action}` as const;
-    await runBulk(ids, (id) => call(api.POST(path, { params: { path: { instance_id: id } } })),
-      (id, outcome) => setResults((r) => ({ ...r, [id]: outcome })));
+    const outcomes: Record<string, BulkOutcome> = {};
+    await runBulk(ids, action, (id, outcome) => { outcomes[id] = outcome; });
+    setResults(outcomes);
     setBusy(null);
   };
   const outcomes = Object.values(results);
