@@ -74,7 +74,8 @@ async def _prepare_database(url: str) -> tuple[str, str]:
 class Stack:
     """api + agent as processes; instances through REST."""
 
-    def __init__(self, home: Path, redis_url: str, agent_python: str) -> None:
+    def __init__(self, home: Path, redis_url: str, agent_python: str,
+                 agent_env: dict[str, str]) -> None:
         self.home = home
         redis.Redis.from_url(redis_url).flushdb()
         token, agent_token = asyncio.run(_prepare_database(f"sqlite+aiosqlite:///{home / 'botfleet.db'}"))
@@ -90,13 +91,13 @@ class Stack:
         self.http = httpx.Client(base_url=self.url, headers=self.headers, timeout=60)
         self._spawn("api", sys.executable, API.replace("{port}", str(self.port)))
         wait_until(self._api_ready, 60, 0.1, "the api ready")
-        self._spawn("agent", agent_python, AGENT)
+        self._spawn("agent", agent_python, AGENT, agent_env)
         wait_until(self._agent_online, 60, 0.2, "the agent online")
 
-    def _spawn(self, name: str, python: str, code: str) -> None:
+    def _spawn(self, name: str, python: str, code: str, extra: dict[str, str] | None = None) -> None:
         log = open(self.home / f"{name}.log", "ab")  # noqa: SIM115 - the child owns it
-        self.procs[name] = subprocess.Popen([python, "-c", code], env=self.env, stdout=log,
-                                            stderr=subprocess.STDOUT)
+        self.procs[name] = subprocess.Popen([python, "-c", code], env={**self.env, **(extra or {})},
+                                            stdout=log, stderr=subprocess.STDOUT)
 
     def _api_ready(self) -> bool:
         if self.procs["api"].poll() is not None:
@@ -226,6 +227,8 @@ def main() -> None:
     parser.add_argument("--follow", type=int, default=20)
     parser.add_argument("--crashes", type=int, default=20)
     parser.add_argument("--agent-python", default=sys.executable)
+    parser.add_argument("--agent-env", action="append", default=[], metavar="KEY=VALUE",
+                        help="extra environment of the agent (e.g. PYTHONPATH=<other checkout>/backend)")
     parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/11")
     parser.add_argument("--json", type=Path, default=None)
     parser.add_argument("--attach", metavar="CMD", default=None,
@@ -235,7 +238,8 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory(prefix="agent-resources-") as tmp:
         home = Path(tmp)
-        stack = Stack(home, args.redis_url, args.agent_python)
+        agent_env = dict(item.split("=", 1) for item in args.agent_env)
+        stack = Stack(home, args.redis_url, args.agent_python, agent_env)
         try:
             stamps_path = home / "stamps.txt"
             stamps = StampLog(stamps_path)
@@ -260,7 +264,9 @@ def main() -> None:
             finally:
                 stop.set()
                 follower.join(30)
-            usage["batches_per_s"] = round((_batches(args.redis_url) - batches) / usage["window_s"], 1)
+            if usage["window_s"]:
+                usage["batches_per_s"] = round((_batches(args.redis_url) - batches)
+                                               / usage["window_s"], 1)
             usage["loadavg_before_after"] = [load_before, os.getloadavg()]
             crashes = [_crash(stack, stamps, names[i % len(names)]) for i in range(args.crashes)]
         finally:
@@ -269,6 +275,7 @@ def main() -> None:
         "command": " ".join([Path(sys.executable).name, *sys.argv]),
         "machine": machine_facts(),
         "agent_python": args.agent_python,
+        "agent_env": args.agent_env,
         "bots": args.bots,
         "usage": usage,
         "line_to_sse_ms": percentiles(latencies),

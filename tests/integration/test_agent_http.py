@@ -1,5 +1,6 @@
 """The agent's HTTP client against real sockets: a server that drops a kept-alive connection
-(as servers do after an idle timeout), a refused connection, a streamed response."""
+(as servers do after an idle timeout), a refused connection, a streamed response, a reply
+that is not HTTP, a header that would inject another."""
 
 from __future__ import annotations
 
@@ -56,7 +57,7 @@ async def test_a_request_after_the_server_dropped_the_connection_is_sent_again()
             await asyncio.wait_for(fake.closed.wait(), 10)
             assert await conn.request("POST", "/events", b'{"seq":2}') == (200, b'{"accepted":true}')
         finally:
-            await conn.close()
+            conn.close()
     assert fake.bodies == [b'{"seq":1}', b'{"seq":2}']
     assert fake.connections == 2
 
@@ -65,7 +66,7 @@ async def test_a_refused_connection_raises_http_error() -> None:
     conn = HttpConnection(f"http://127.0.0.1:{free_port()}", {}, timeout=10)
     with pytest.raises(HttpError, match="POST /events"):
         await conn.request("POST", "/events", b"{}")
-    await conn.close()
+    conn.close()
 
 
 async def test_a_streamed_response_arrives_piece_by_piece_then_the_connection_is_reused() -> None:
@@ -96,4 +97,23 @@ async def test_a_streamed_response_arrives_piece_by_piece_then_the_connection_is
             assert await conn.receive(10) is None
             assert await conn.request("GET", "/next") == (204, b"")
         finally:
-            await conn.close()
+            conn.close()
+
+
+def test_a_header_with_a_line_break_is_refused() -> None:
+    with pytest.raises(ValueError, match="line break"):
+        HttpConnection("http://127.0.0.1:1", {"Authorization": "Bearer x\r\nX-Admin: 1"})
+
+
+async def test_a_reply_that_is_not_http_raises_http_error() -> None:
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(b"SSH-2.0-OpenSSH_9.2\r\n\r\n")
+        await writer.drain()
+        await reader.read()
+
+    async with serve(handle) as url:
+        conn = HttpConnection(url, {}, timeout=10)
+        with pytest.raises(HttpError, match="unreadable response"):
+            await conn.request("POST", "/events", b"{}")
+        conn.close()

@@ -170,8 +170,8 @@ class Link:
                 group.create_task(self._event_loop(posts), name="events")
                 group.create_task(self._metrics_loop(), name="metrics")
         finally:
-            await posts.close()
-            await stream.close()
+            posts.close()
+            stream.close()
 
     def _reannounce(self, reason: str, *, reset_position: bool = False) -> None:
         if self._announced.is_set():
@@ -272,7 +272,7 @@ class Link:
                         self.last_command_id = sse.id
             return "command stream ended"
         finally:
-            await conn.close()  # a stream is not reused: the next one opens a new connection
+            conn.close()  # a stream is not reused: the next one opens a new connection
 
     # -- events --------------------------------------------------------------------------------
 
