@@ -91,7 +91,7 @@ export function ConfigEditor({ instance }: { instance: Instance }) {
                 <Table.Tr key={v.version}>
                   <Table.Td>v{v.version} {v.version === instance.config_version && <Badge size="xs">current</Badge>}</Table.Td>
                   <Table.Td>{formatTime(v.created_at)}</Table.Td>
-                  <Table.Td>{v.comment || v.source}</Table.Td>
+                  <Table.Td>{v.comment || (v.version === 1 ? 'first version' : '—')}</Table.Td>
                   <Table.Td>
                     {v.version !== instance.config_version && (
                       <Button size="compact-xs" variant="default" onClick={() => save({ config: v.document as Record<string, unknown>, comment: `rollback to v${v.version}` })}>Roll back to this</Button>
@@ -103,8 +103,8 @@ export function ConfigEditor({ instance }: { instance: Instance }) {
           </Table>
           <Paper withBorder p="xs">
             <Group grow>
-              <Select size="xs" label="Diff from" data={options} value={pair.from} onChange={(v) => setPair((s) => ({ ...s, from: v }))} />
-              <Select size="xs" label="to" data={options} value={pair.to} onChange={(v) => setPair((s) => ({ ...s, to: v }))} />
+              <Select size="xs" label="Diff from" data={options} data-testid="diff-from" value={pair.from} onChange={(v) => setPair((s) => ({ ...s, from: v }))} />
+              <Select size="xs" label="to" data={options} data-testid="diff-to" value={pair.to} onChange={(v) => setPair((s) => ({ ...s, to: v }))} />
             </Group>
             <ProblemAlert error={diff.error} />
             {diff.data && (diff.data.changes.length === 0 ? <Text size="xs" mt="xs">The two versions are the same.</Text> : (
