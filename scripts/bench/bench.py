@@ -53,6 +53,8 @@ def _run_tool(name: str, workdir: Path, body: Any) -> dict[str, Any]:
         if tool is not None:
             tool.close()
     result["wall_s"] = round(time.monotonic() - started, 1)
+    result["ran_at"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    result["loadavg_after"] = [round(x, 2) for x in os.getloadavg()]
     print(f"  {name}: {json.dumps(result)}", flush=True)
     return result
 
@@ -151,6 +153,11 @@ def main(argv: list[str] | None = None) -> int:
                "wall_s": round(time.monotonic() - started, 1),
                "loadavg_before_after": [load_before, [round(x, 2) for x in os.getloadavg()]], **result}
         name = f"{scenario}{'-quick' if args.quick else ''}.json"
+        old = json.loads((RESULTS / name).read_text()) if (RESULTS / name).exists() else {}
+        kept = [t for t in TOOLS if t not in tools and t in old]
+        if kept:  # a run of some tools only keeps the others' last figures (each has ran_at)
+            doc.update({t: old[t] for t in kept})
+            doc["kept_from_earlier_run"] = kept
         (RESULTS / name).write_text(json.dumps(doc, indent=1) + "\n")
         print(f"   -> {RESULTS / name} ({doc['wall_s']} s)", flush=True)
     from report import print_tables

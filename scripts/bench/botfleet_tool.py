@@ -62,6 +62,8 @@ class Botfleet:
     name = "botfleet"
 
     def __init__(self, workdir: Path, log_max_bytes: int, log_backups: int) -> None:
+        self.bulk = os.environ.get("BENCH_BOTFLEET_BULK", "1") != "0"
+        self.paths_used: set[str] = set()
         self.home = workdir / "botfleet"
         self.home.mkdir(parents=True, exist_ok=True)
         self.redis = EmbeddedRedis(dir=self.home / "redis", persist=False)
@@ -69,6 +71,7 @@ class Botfleet:
         self.ids: dict[str, str] = {}
         self._watcher: threading.Thread | None = None
         self._watch_stop = threading.Event()
+        self._connected = threading.Event()
         self._lock = threading.Lock()
         self._states: dict[str, tuple[str, int | None]] = {}
         redis_url = self.redis.start()
@@ -180,7 +183,21 @@ class Botfleet:
         asyncio.run(run())
 
     def _each(self, names: list[str], action: str) -> None:
-        """POST /instances/{id}/<action> for all ``names`` at once (one request each)."""
+        """``POST /instances/bulk`` (what the panel uses) when the api has it and
+        ``self.bulk``, else ``POST /instances/{id}/<action>`` for all ``names`` at once (one
+        request each). ``self.paths_used`` records which."""
+        if self.bulk and len(names) > 1:
+            r = self.http.post("/api/v1/instances/bulk", json={"action": action, "ids": [self.ids[n] for n in names]})
+            if r.status_code == 200:
+                bad = [x for x in r.json() if not x["ok"]]
+                if bad:
+                    raise RuntimeError(f"bulk {action}: {bad[0]}")
+                self.paths_used.add("POST /api/v1/instances/bulk")
+                return
+            if r.status_code not in (404, 405):
+                raise RuntimeError(f"bulk {action}: {r.status_code} {r.text[:500]}")
+        self.paths_used.add("POST /api/v1/instances/{id}/" + action + " (concurrent)")
+
         async def run() -> None:
             limits = httpx.Limits(max_connections=len(names) + 1)
             async with httpx.AsyncClient(base_url=self.url, headers=self._auth(), timeout=60,
@@ -211,11 +228,20 @@ class Botfleet:
     def watch(self, on: bool) -> None:
         """Follow ``GET /api/v1/events`` (SSE) and keep every instance's last state."""
         if on and self._watcher is None:
-            self._states = self.states()
+            # Connect first, then read the list: a name that had an event since the connect
+            # keeps it (the event is as new as the list or newer; later ones follow).
+            self._states = {}
+            self._connected = threading.Event()
             self._watch_stop = threading.Event()
             self._watcher = threading.Thread(target=self._follow_events, daemon=True)
             self._watcher.start()
-            time.sleep(0.5)  # connected
+            if not self._connected.wait(30):
+                raise TimeoutError("the fleet event stream did not connect")
+            items = self.http.get("/api/v1/instances", params={"limit": 1000}).json()["items"]
+            with self._lock:
+                for i in items:
+                    if i["name"] in self.ids:
+                        self._states.setdefault(i["name"], (i["state"], i["pid"]))
         elif not on and self._watcher is not None:
             self._watch_stop.set()
             self._watcher.join(30)
@@ -225,6 +251,7 @@ class Botfleet:
         names = {v: k for k, v in self.ids.items()}
         with httpx.Client(base_url=self.url, headers=self._auth(), timeout=httpx.Timeout(30, read=None)) as c:
             with c.stream("GET", "/api/v1/events") as response:
+                self._connected.set()
                 for line in response.iter_lines():
                     if self._watch_stop.is_set():
                         return

@@ -142,6 +142,8 @@ def fleet(tool: Any, workdir: Path, n: int, idle_window: float, crash_samples: i
     _watch(tool, False)
     out["stop_processes_gone_ms"] = round((gone - t0) * 1000, 1)
     out["stop_all_stopped_ms"] = round((max(gone, reported) - t0) * 1000, 1)
+    if hasattr(tool, "paths_used"):
+        out["requests"] = sorted(tool.paths_used)
     tool.clear()
     return out
 
