@@ -1,7 +1,7 @@
 """botfleet vs Supervisor 4.3 vs PM2 7 on this machine (issue 2). Run through run.sh, which
 installs the anchors first::
 
-    scripts/bench/run.sh all                 # every scenario, all three tools (~12 min)
+    scripts/bench/run.sh all                 # every scenario, all three tools (~16 min)
     scripts/bench/run.sh fleet               # start 100 / idle CPU+RSS / crash under load / stop 100
     scripts/bench/run.sh crash|latency|flood|jobs [--tools botfleet,pm2] [--quick]
 
