@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import gzip
 import json
 import os
@@ -44,8 +45,9 @@ from playwright.sync_api import Page, sync_playwright
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from botfleet.fleet.embedded_redis import free_port  # noqa: E402
-from tests.integration.conftest import Stack, _kill_bots, prepare_database  # noqa: E402
+from tests.integration.conftest import Stack, _kill_bots, prepare_database
+
+from botfleet.fleet.embedded_redis import free_port
 
 __all__ = ["main"]
 
@@ -159,10 +161,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
             def keep(response: Any) -> None:
                 if response.url.startswith(stack.url) and re.search(r"\.(js|css)$", response.url):
-                    try:
+                    with contextlib.suppress(Exception):  # a response without a body (redirect)
                         loaded[response.url] = response.body()
-                    except Exception:  # noqa: BLE001 - a response without a body
-                        pass
             logs = context.new_page()
             logs.on("response", keep)
             login(logs, stack.url)
@@ -215,7 +215,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 browser.close()
                 return result
             logs.bring_to_front()
-            count = lambda: int(re.search(r"(\d+) received", logs.get_by_test_id("log-count").inner_text()).group(1))  # noqa: E731
+            count = lambda: int(re.search(r"(\d+) received", logs.get_by_test_id("log-count").inner_text()).group(1))
             browser.start_tracing(page=logs, categories=["toplevel", "disabled-by-default-devtools.timeline"])
             before, t0 = count(), time.monotonic()
             follow_frames = measure(logs, lambda: time.sleep(args.seconds))

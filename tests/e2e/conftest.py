@@ -21,7 +21,7 @@ from playwright.sync_api import Browser, Page, expect, sync_playwright
 from botfleet.fleet.embedded_redis import free_port
 from tests.integration.conftest import Stack, _kill_bots, prepare_database
 
-__all__ = ["Panel", "CHROMIUM", "SCREENSHOTS"]
+__all__ = ["CHROMIUM", "SCREENSHOTS", "Panel"]
 
 ROOT = Path(__file__).resolve().parents[2]
 DIST = ROOT / "frontend" / "dist" / "index.html"

@@ -14,6 +14,9 @@ from tests.e2e.conftest import Panel
 from tests.integration.sshd import SSHD
 from tests.integration.test_remote_provision import _kill_under, wheelhouse  # noqa: F401 - fixture
 
+# a real stack and Chromium on a shared 2-core machine: deadlines, not speed, are tested
+pytestmark = pytest.mark.timeout(900)
+
 __all__: list[str] = []
 
 

@@ -7,9 +7,13 @@ import json
 import re
 from pathlib import Path
 
+import pytest
 from playwright.sync_api import expect
 
 from tests.e2e.conftest import Panel
+
+# a real stack and Chromium on a shared 2-core machine: deadlines, not speed, are tested
+pytestmark = pytest.mark.timeout(300)
 
 
 def test_create_start_watch_logs_and_stop_an_instance(panel: Panel) -> None:

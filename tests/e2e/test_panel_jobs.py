@@ -6,9 +6,13 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import pytest
 from playwright.sync_api import expect
 
 from tests.e2e.conftest import Panel
+
+# a real stack and Chromium on a shared 2-core machine: deadlines, not speed, are tested
+pytestmark = pytest.mark.timeout(400)
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "data" / "passivbot" / "v8" / "btc_long.json"
 
