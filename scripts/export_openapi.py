@@ -15,7 +15,7 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-__all__ = ["openapi_document", "main"]
+__all__ = ["main", "openapi_document"]
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_OUT = ROOT / "frontend" / "openapi.json"
