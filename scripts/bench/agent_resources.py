@@ -2,7 +2,9 @@
 
     .venv/bin/python scripts/bench/agent_resources.py [--bots 100] [--window 60]
         [--agent-python /tmp/agent-venv/bin/python] [--follow 20] [--crashes 20]
-        [--redis-url redis://127.0.0.1:6379/11] [--json results/agent-resources.json]
+        [--redis-url redis://127.0.0.1:6379/11] [--json FILE]
+        [--agent-env PYTHONPATH=/other/checkout/backend]   # A/B against another version
+        [--attach 'py-spy record --pid {pid} --format raw -d 30 -o prof.txt']  # profile instead
 
 What runs: the api (uvicorn, this interpreter's venv) on a free port with a fresh SQLite
 database and the given Redis database (flushed), and ``botfleet agent`` under
@@ -13,7 +15,8 @@ bots are ``--bots`` simulated passivbot-v8 instances (the stand-in, btc_long.jso
 What is measured, after all are RUNNING and a settle time:
 
 - ``agent``: CPU (user+system of the agent process only, over ``--window`` s, % of one
-  core) and RSS (max of samples every second, MiB); the api and Redis alongside, for scale.
+  core) and RSS (max of samples every second, MiB); the api's alongside, for scale; event
+  batches the api took per second (from its dedup hash in Redis).
 - ``line_to_sse``: ``--follow`` instances' log SSE are followed during the window; latency =
   receive time - the UTC timestamp the agent put on the line as it read it from the pipe (the
   bot -> pipe hop before it is a few µs and not included).
