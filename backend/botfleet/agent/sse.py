@@ -33,7 +33,7 @@ class SSEDecoder:
 
     def __init__(self) -> None:
         self._text = codecs.getincrementaldecoder("utf-8")(errors="replace")
-        self._buffer = ""
+        self._pending: list[str] = []  # pieces of an unfinished line (a sync can be MBs long)
         self._started = False
         self._event = ""
         self._data: list[str] = []
@@ -42,15 +42,19 @@ class SSEDecoder:
 
     def feed(self, chunk: bytes) -> list[ServerSentEvent]:
         """Decode ``chunk``; returns the events it completed (in order)."""
-        text = self._buffer + self._text.decode(chunk)
+        text = self._text.decode(chunk)
         if not self._started and text:
             self._started = True
             text = text.removeprefix("\ufeff")
+        if "\n" not in text and "\r" not in text[:-1]:
+            self._pending.append(text)  # no line ends here (a CR at the end may start a CRLF)
+            return []
+        text = "".join(self._pending) + text
         # A CR at the very end may be the first half of a CRLF: keep it for the next chunk.
         hold = text.endswith("\r")
         lines = (text[:-1] if hold else text).replace("\r\n", "\n").replace("\r", "\n")
         *complete, rest = lines.split("\n")
-        self._buffer = rest + ("\r" if hold else "")
+        self._pending = [rest + ("\r" if hold else "")]
         events: list[ServerSentEvent] = []
         for line in complete:
             if not line:
