@@ -51,7 +51,7 @@ class AgentController(Controller):
     async def events(self, request: Request[Any, Any, Any], session: AsyncSession, redis: Redis,
                      settings: Settings, agent_host: Host) -> EventBatchReply:
         batch = _batch.validate_json(await request.body())
-        return await agents.take_batch(session, redis, settings, await self._host(session, agent_host), batch)
+        return await agents.take_batch(session, redis, settings, agent_host.id, batch)
 
     @get("/commands", operation_id="agentCommands")
     async def commands(self, request: Request[Any, Any, Any], session: AsyncSession, redis: Redis,

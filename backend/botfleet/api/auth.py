@@ -7,6 +7,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from cachetools import TTLCache
+
 from litestar import Controller, Request, Response, get, post
 from litestar.connection import ASGIConnection
 from litestar.exceptions import NotAuthorizedException
@@ -21,6 +23,11 @@ from botfleet.settings import Settings
 __all__ = ["AuthController", "BearerAuth", "COOKIE"]
 
 COOKIE = "botfleet_session"
+#: Seconds a token's principal is remembered by one api process. Agents post event batches
+#: many times a second; without it every batch costs a SQL lookup. A revoked token or a
+#: logout elsewhere takes effect on this replica within this time.
+AUTH_CACHE_SECONDS = 10.0
+_principals: TTLCache[str, Any] = TTLCache(maxsize=10_000, ttl=AUTH_CACHE_SECONDS)
 PUBLIC = [r"^/api/v1/health", r"^/api/v1/auth/login$", r"^/schema", r"^/$", r"^/assets/", r"^/favicon"]
 
 
@@ -39,11 +46,14 @@ class BearerAuth(AbstractAuthenticationMiddleware):
             raise NotAuthorizedException(
                 "no credentials: send 'Authorization: Bearer <token>' (POST /api/v1/auth/login gives one)"
             )
-        async with connection.app.state.sessionmaker() as session:
-            principal = await auth.authenticate(session, token)
-            if principal is None:
-                raise NotAuthorizedException("the token is unknown or expired: log in again")
-            session.expunge(principal)
+        principal = _principals.get(token)
+        if principal is None:
+            async with connection.app.state.sessionmaker() as session:
+                principal = await auth.authenticate(session, token)
+                if principal is None:
+                    raise NotAuthorizedException("the token is unknown or expired: log in again")
+                session.expunge(principal)
+            _principals[token] = principal
         return AuthenticationResult(user=principal, auth=token)
 
 
@@ -85,6 +95,7 @@ class AuthController(Controller):
     async def logout(self, request: Request[Any, Any, Any], session: AsyncSession) -> Response[None]:
         await auth.logout(session, request.auth)
         await session.commit()
+        _principals.pop(request.auth, None)
         response: Response[None] = Response(None, status_code=204)
         response.delete_cookie(COOKIE)
         return response

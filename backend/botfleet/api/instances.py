@@ -17,6 +17,7 @@ from sse_starlette import EventSourceResponse, ServerSentEvent
 from botfleet.api.sse import follow_stream, resume_id, sse_response
 from botfleet.db.models import ConfigVersion, Event, Instance, User
 from botfleet.fleet import instances as service
+from botfleet.fleet.configs import config_diff
 from botfleet.fleet import placement
 from botfleet.fleet import streams
 from botfleet.fleet.errors import NotFound
@@ -251,7 +252,7 @@ class InstanceController(Controller):
         for version in (from_, to):
             if version not in rows:
                 raise NotFound(f"instance {instance.name!r} has no config version {version}")
-        return service.config_diff(rows[from_], rows[to])
+        return config_diff(rows[from_], rows[to])
 
     @put("/{instance_id:str}/config", operation_id="putInstanceConfig")
     async def put_config(self, instance_id: str, data: ConfigIn, session: AsyncSession, redis: Redis,

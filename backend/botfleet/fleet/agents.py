@@ -14,7 +14,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from botfleet.db.models import Event, Host, Instance, utcnow
 from botfleet.fleet import streams
-from botfleet.fleet.events import publish_event, record_event
+from botfleet.fleet.errors import NotFound
+from botfleet.fleet.events import publish_event, publish_events, record_event
 from botfleet.fleet.instances import apply_command
 from botfleet.protocol import (
     Announce,
@@ -23,6 +24,7 @@ from botfleet.protocol import (
     EventBatchReply,
     InstanceState,
     LogLines,
+    MetricsEvent,
     StateChange,
     SyncCommand,
 )
@@ -91,47 +93,37 @@ async def announce(
 
 
 async def take_batch(
-    session: AsyncSession, redis: Redis, settings: Settings, host: Host, batch: EventBatch
+    session: AsyncSession, redis: Redis, settings: Settings, host_id: str, batch: EventBatch
 ) -> EventBatchReply:
     """Apply one event batch from an agent, exactly once per (run_id, seq).
 
     State changes update the instance rows and become ``instance.state`` events; log lines go
-    to the instance's log stream; metrics update the host."""
-    dedupe = streams.agent_batches(host.id)
+    to the instances' log streams; metrics update the host and mark it seen and online. A
+    batch of log lines only touches Redis alone (the hot path: a bot's line to its readers);
+    the agent's metrics, every few seconds, keep the host's ``last_seen_at`` fresh.
+
+    Raises:
+        NotFound: the host is gone.
+    """
+    dedupe = streams.agent_batches(host_id)
     last = await redis.hget(dedupe, batch.run_id)
     if last is not None and int(last) >= batch.seq:
         return EventBatchReply(accepted=False)
-    host.last_seen_at = utcnow()
-    events: list[Event] = []
-    status_event = await _set_host_status(session, host, "online")
-    if status_event:
-        events.append(status_event)
     changes = [e for e in batch.events if isinstance(e, StateChange)]
-    if changes:
-        ids = {c.instance_id for c in changes}
-        rows = {i.id: i for i in (await session.scalars(select(Instance).where(Instance.id.in_(ids)))).all()}
-        for change in changes:
-            instance = rows.get(change.instance_id)
-            if instance is None or instance.host_id != host.id:
-                continue
-            _apply_state(instance, change)
-            instance.state_changed_at = change.time
-            instance.state_reason = change.reason
-            if change.new in (InstanceState.STARTING, InstanceState.RUNNING) and change.pid:
-                if change.new == InstanceState.STARTING or instance.started_at is None:
-                    instance.started_at = change.time
-            events.append(await record_event(
-                session, kind="instance.state", instance_id=instance.id, host_id=host.id,
-                data={
-                    "old": change.old, "new": change.new, "pid": change.pid, "generation": change.generation,
-                    "restart_count": change.restart_count, "exit_code": change.exit_code,
-                    "exit_signal": change.exit_signal, "reason": change.reason, "time": change.time.isoformat(),
-                },
-            ))
-    for item in batch.events:
-        if item.kind == "metrics":
-            host.metrics = item.metrics.model_dump(mode="json")
-    await session.commit()
+    metrics = [e for e in batch.events if isinstance(e, MetricsEvent)]
+    events: list[Event] = []
+    if changes or metrics:
+        host = await session.get(Host, host_id)
+        if host is None:
+            raise NotFound(f"host {host_id} was deleted: stop this agent")
+        host.last_seen_at = utcnow()
+        if metrics:
+            host.metrics = metrics[-1].metrics.model_dump(mode="json")
+        status_event = await _set_host_status(session, host, "online")
+        if status_event:
+            events.append(status_event)
+        events += await _take_state_changes(session, host_id, changes)
+        await session.commit()
     logs = [e for e in batch.events if isinstance(e, LogLines)]
     async with redis.pipeline(transaction=False) as pipe:
         for chunk in logs:
@@ -146,9 +138,34 @@ async def take_batch(
         pipe.hset(dedupe, batch.run_id, batch.seq)
         pipe.expire(dedupe, 7 * 24 * 3600)
         await pipe.execute()
-    for event in events:
-        await publish_event(redis, event, maxlen=settings.events_stream_maxlen)
+    await publish_events(redis, events, maxlen=settings.events_stream_maxlen)
     return EventBatchReply(accepted=True)
+
+
+async def _take_state_changes(session: AsyncSession, host_id: str, changes: list[StateChange]) -> list[Event]:
+    if not changes:
+        return []
+    ids = {c.instance_id for c in changes}
+    rows = {i.id: i for i in (await session.scalars(select(Instance).where(Instance.id.in_(ids)))).all()}
+    events = []
+    for change in changes:
+        instance = rows.get(change.instance_id)
+        if instance is None or instance.host_id != host_id:
+            continue
+        _apply_state(instance, change)
+        instance.state_changed_at = change.time
+        instance.state_reason = change.reason
+        if change.new == InstanceState.STARTING or (change.new == InstanceState.RUNNING and instance.started_at is None):
+            instance.started_at = change.time
+        events.append(await record_event(
+            session, kind="instance.state", instance_id=instance.id, host_id=host_id,
+            data={
+                "old": change.old, "new": change.new, "pid": change.pid, "generation": change.generation,
+                "restart_count": change.restart_count, "exit_code": change.exit_code,
+                "exit_signal": change.exit_signal, "reason": change.reason, "time": change.time.isoformat(),
+            },
+        ))
+    return events
 
 
 async def mark_offline_hosts(session: AsyncSession, redis: Redis, settings: Settings) -> list[str]:

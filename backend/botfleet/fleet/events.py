@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from botfleet.db.models import Event, utcnow
 from botfleet.fleet import streams
 
-__all__ = ["event_payload", "publish_event", "record_event"]
+__all__ = ["event_payload", "publish_event", "publish_events", "record_event"]
 
 
 def event_payload(event: Event) -> dict[str, Any]:
@@ -56,9 +56,17 @@ async def record_event(
 
 async def publish_event(redis: Redis, event: Event, *, maxlen: int = 100_000) -> None:
     """Append a committed event to the fleet-wide stream (and its job's stream)."""
-    data = json.dumps(event_payload(event))
+    await publish_events(redis, [event], maxlen=maxlen)
+
+
+async def publish_events(redis: Redis, events: list[Event], *, maxlen: int = 100_000) -> None:
+    """Append committed events, in order, in one round trip."""
+    if not events:
+        return
     async with redis.pipeline(transaction=False) as pipe:
-        pipe.xadd(streams.EVENTS, {"data": data}, maxlen=maxlen, approximate=True)
-        if event.job_id:
-            pipe.xadd(streams.job_events(event.job_id), {"data": data}, maxlen=10_000, approximate=True)
+        for event in events:
+            data = json.dumps(event_payload(event))
+            pipe.xadd(streams.EVENTS, {"data": data}, maxlen=maxlen, approximate=True)
+            if event.job_id:
+                pipe.xadd(streams.job_events(event.job_id), {"data": data}, maxlen=10_000, approximate=True)
         await pipe.execute()

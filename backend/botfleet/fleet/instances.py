@@ -5,20 +5,19 @@ stream with a new, higher ``generation`` (invariant 1); the agent reports what h
 
 from __future__ import annotations
 
-import difflib
 import json
 import re
 from dataclasses import dataclass, field
 from typing import Any
 
 from redis.asyncio import Redis
-from sqlalchemy import func, or_, select
+from sqlalchemy import func, or_, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from botfleet.db.models import ConfigVersion, Host, Instance
+from botfleet.db.models import ConfigVersion, Event, Host, Instance, utcnow
 from botfleet.fleet import streams
 from botfleet.fleet.errors import Conflict, Invalid, NotFound
-from botfleet.fleet.events import publish_event, record_event
+from botfleet.fleet.events import publish_event, publish_events, record_event
 from botfleet.profiles import ConfigError, get_profile
 from botfleet.protocol import (
     ApplyCommand,
@@ -33,15 +32,16 @@ __all__ = [
     "CONFIG_FILE",
     "InstanceDraft",
     "SUPERVISION_KEYS",
-    "config_diff",
     "create_instance",
     "delete_instance",
     "get_instance",
     "list_instances",
     "process_spec",
     "put_config",
+    "live_config_errors",
     "send_command",
     "set_desired",
+    "set_desired_many",
     "update_instance",
 ]
 
@@ -209,6 +209,19 @@ def process_spec(instance: Instance, document: dict[str, Any], settings: Setting
     )
 
 
+async def _current_configs(session: AsyncSession, instances: list[Instance]) -> dict[str, ConfigVersion]:
+    """Each instance's current config version, by instance id, in one query."""
+    wanted = {i.id: i.config_version for i in instances}
+    rows = await session.scalars(select(ConfigVersion).where(
+        tuple_(ConfigVersion.instance_id, ConfigVersion.version).in_(list(wanted.items()))
+    ))
+    found = {r.instance_id: r for r in rows}
+    for instance in instances:
+        if instance.id not in found:  # pragma: no cover - the schema keeps them together
+            raise NotFound(f"instance {instance.name!r} has no config version {instance.config_version}")
+    return found
+
+
 async def _current_config(session: AsyncSession, instance: Instance) -> ConfigVersion:
     row = await session.scalar(
         select(ConfigVersion).where(
@@ -243,24 +256,70 @@ async def set_desired(
     session: AsyncSession, redis: Redis, settings: Settings, instance: Instance,
     desired: DesiredState, *, restart: bool = False, action: str,
 ) -> Instance:
-    """Record a user's start/stop/restart: desired state, a new generation, an event, and the
-    command to the host's agent. Idempotent for the agent (fenced by generation)."""
-    if desired == DesiredState.RUNNING:
-        # Stored configs may lack what only a live run needs (e.g. a backtest suite config
-        # has no live.user); a start checks for it.
-        config = await _current_config(session, instance)
-        get_profile(instance.profile).validate_config(config.document, purpose="live")
-    instance.desired_state = desired
-    instance.generation += 1
-    command = await apply_command(session, settings, instance, restart=restart)
-    event = await record_event(
-        session, kind="instance.command", instance_id=instance.id, host_id=instance.host_id,
-        data={"action": action, "desired": desired, "generation": instance.generation},
-    )
-    await session.commit()
-    await send_command(redis, instance.host_id, command)
-    await publish_event(redis, event, maxlen=settings.events_stream_maxlen)
+    """Record a user's start/stop/restart of one instance (see :func:`set_desired_many`).
+
+    Raises:
+        ConfigError: a start of an instance whose config lacks what a live run needs.
+    """
+    await set_desired_many(session, redis, settings, [instance], desired, restart=restart, action=action)
     return instance
+
+
+async def live_config_errors(session: AsyncSession, instances: list[Instance]) -> dict[str, ConfigError]:
+    """By instance id, why its config cannot run live (a stored config may lack what a live
+    run needs: e.g. a backtest suite config has no ``live.user``). Empty when all can."""
+    configs = await _current_configs(session, instances)
+    errors: dict[str, ConfigError] = {}
+    for instance in instances:
+        try:
+            get_profile(instance.profile).validate_config(configs[instance.id].document, purpose="live")
+        except ConfigError as exc:
+            errors[instance.id] = exc
+    return errors
+
+
+async def set_desired_many(
+    session: AsyncSession, redis: Redis, settings: Settings, instances: list[Instance],
+    desired: DesiredState, *, restart: bool = False, action: str,
+) -> None:
+    """Record a start/stop/restart of ``instances``: desired state, a new generation, an
+    ``instance.command`` event each, and the commands to their hosts' agents (fenced by
+    generation, so idempotent for the agents). One transaction and one Redis round trip for
+    all of them.
+
+    Raises:
+        ConfigError: a start of an instance whose config lacks what a live run needs
+            (nothing is changed then).
+    """
+    if not instances:
+        return
+    if desired == DesiredState.RUNNING:
+        errors = await live_config_errors(session, instances)
+        if errors:
+            raise next(iter(errors.values()))
+    configs = await _current_configs(session, instances)
+    commands: list[tuple[str, ApplyCommand]] = []
+    events = []
+    now = utcnow()
+    for instance in instances:
+        instance.desired_state = desired
+        instance.generation += 1
+        commands.append((instance.host_id, ApplyCommand(
+            instance_id=instance.id, generation=instance.generation, desired=desired,
+            spec=process_spec(instance, configs[instance.id].document, settings), restart=restart,
+        )))
+        events.append(Event(
+            time=now, kind="instance.command", instance_id=instance.id, host_id=instance.host_id,
+            data={"action": action, "desired": desired, "generation": instance.generation},
+        ))
+    session.add_all(events)
+    await session.commit()
+    async with redis.pipeline(transaction=False) as pipe:
+        for host_id, command in commands:
+            pipe.xadd(streams.agent_commands(host_id), {"data": command.model_dump_json()},
+                      maxlen=10_000, approximate=True)
+        await pipe.execute()
+    await publish_events(redis, events, maxlen=settings.events_stream_maxlen)
 
 
 async def update_instance(
@@ -310,34 +369,6 @@ async def put_config(
     await session.flush()
     await _push_spec(session, redis, settings, instance, "instance.config", {"version": row.version})
     return row
-
-
-def _flatten(value: Any, prefix: str = "") -> dict[str, Any]:
-    if isinstance(value, dict) and value:
-        out: dict[str, Any] = {}
-        for key, item in value.items():
-            out.update(_flatten(item, f"{prefix}.{key}" if prefix else str(key)))
-        return out
-    return {prefix: value}
-
-
-def config_diff(old: ConfigVersion, new: ConfigVersion) -> dict[str, Any]:
-    """Differences between two versions: ``changes`` (one per dotted key: ``key``, ``from``,
-    ``to``; a missing side is absent) and a unified ``diff`` of the sorted JSON texts."""
-    a, b = _flatten(old.document), _flatten(new.document)
-    changes = []
-    for key in sorted(a.keys() | b.keys()):
-        if a.get(key, ...) != b.get(key, ...):
-            change: dict[str, Any] = {"key": key}
-            if key in a:
-                change["from"] = a[key]
-            if key in b:
-                change["to"] = b[key]
-            changes.append(change)
-    text_a = json.dumps(old.document, indent=2, sort_keys=True).splitlines(keepends=True)
-    text_b = json.dumps(new.document, indent=2, sort_keys=True).splitlines(keepends=True)
-    diff = "".join(difflib.unified_diff(text_a, text_b, f"v{old.version}", f"v{new.version}"))
-    return {"from": old.version, "to": new.version, "changes": changes, "diff": diff}
 
 
 async def delete_instance(session: AsyncSession, redis: Redis, settings: Settings, instance: Instance) -> None:

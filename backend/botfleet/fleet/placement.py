@@ -15,18 +15,20 @@ import asyncio
 from dataclasses import dataclass
 
 from redis.asyncio import Redis
+from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from botfleet.db.models import Host, Instance
-from botfleet.fleet.errors import Conflict, FleetError, Invalid
+from botfleet.fleet.errors import Conflict, Invalid
 from botfleet.fleet.events import publish_event, record_event
 from botfleet.fleet.instances import (
     IDLE_STATES,
     _host,
     apply_command,
-    get_instance,
+    live_config_errors,
     send_command,
     set_desired,
+    set_desired_many,
 )
 from botfleet.protocol import DesiredState, InstanceState, RemoveCommand
 from botfleet.settings import Settings
@@ -115,9 +117,9 @@ class BulkResult:
 
 async def bulk_action(session: AsyncSession, redis: Redis, settings: Settings, action: str,
                       ids: list[str]) -> list[BulkResult]:
-    """Start, stop or restart many instances (names or ids). Each is recorded and its command
-    queued at once; the hosts' agents act on them concurrently. One failure (unknown id, a
-    config a live run refuses) does not stop the others.
+    """Start, stop or restart many instances (names or ids) in one transaction and one Redis
+    round trip; the hosts' agents act on the commands concurrently. An unknown id or a config
+    a live run refuses fails that instance only. Results come in the order of ``ids``.
 
     Raises:
         Invalid: unknown action, no ids or more than 1000.
@@ -126,18 +128,29 @@ async def bulk_action(session: AsyncSession, redis: Redis, settings: Settings, a
         raise Invalid(f"action {action!r}: use one of {', '.join(BULK_ACTIONS)}", key="action")
     if not ids or len(ids) > 1000:
         raise Invalid("give 1-1000 instance ids", key="ids")
-    results: list[BulkResult] = []
+    rows = (await session.scalars(
+        select(Instance).where(or_(Instance.id.in_(ids), Instance.name.in_(ids)))
+    )).all()
+    found = {key: row for row in rows for key in (row.id, row.name)}
+    desired = DesiredState.STOPPED if action == "stop" else DesiredState.RUNNING
+    errors = await live_config_errors(session, list(rows)) if desired == DesiredState.RUNNING else {}
+    failed: dict[str, BulkResult] = {}
+    chosen: dict[str, Instance] = {}
     for ident in ids:
-        try:
-            instance = await get_instance(session, ident)
-            desired = DesiredState.STOPPED if action == "stop" else DesiredState.RUNNING
-            await set_desired(session, redis, settings, instance, desired, restart=action == "restart",
-                              action=action)
+        instance = found.get(ident)
+        if instance is None:
+            failed[ident] = BulkResult(id=ident, ok=False, status=404, detail=f"no instance {ident!r}")
+        elif instance.id in errors:
+            failed[ident] = BulkResult(id=instance.id, ok=False, status=422, detail=str(errors[instance.id]))
+        else:
+            chosen[instance.id] = instance
+    await set_desired_many(session, redis, settings, list(chosen.values()), desired,
+                           restart=action == "restart", action=action)
+    results = []
+    for ident in ids:
+        instance = found.get(ident)
+        if ident in failed or instance is None:
+            results.append(failed[ident])
+        else:
             results.append(BulkResult(id=instance.id, ok=True, generation=instance.generation))
-        except FleetError as exc:
-            await session.rollback()
-            results.append(BulkResult(id=ident, ok=False, status=exc.status, detail=exc.message))
-        except Exception as exc:  # noqa: BLE001 - e.g. a ConfigError: reported per instance
-            await session.rollback()
-            results.append(BulkResult(id=ident, ok=False, status=422, detail=str(exc)))
     return results
