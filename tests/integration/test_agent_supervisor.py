@@ -249,3 +249,36 @@ async def test_spec_files_are_written_and_argv_is_passed_literally(
     assert got["env"] == f"{inst_dir}!"
     assert got["unbuf"] == "1"
     assert got["cfg"] == '{"a": 1}'
+
+
+async def test_spec_files_live_on_disk_by_generation_and_survive_an_agent_restart(
+    tmp_path: Path,
+) -> None:
+    """A 28 KB passivbot config per instance is not held in the agent's memory: the files of
+    the applied generation are in ``files.<generation>.json``, read again for each start."""
+    code = "print(open('cfg.json').read(), flush=True)"
+    rec = Recorder()
+    sup = Supervisor(tmp_path / "state", AgentSettings(home=tmp_path), on_event=rec)
+    await sup.start()
+    paths = sup.layout.instance("cfg")
+    spec = _spec(code, startsecs=0, autorestart=Autorestart.NEVER, files={"cfg.json": "gen-1"},
+                 add_timestamps=False)
+    await sup.apply(_cmd("cfg", 1, spec))
+    await rec.wait_state("cfg", S.EXITED)
+    assert sup.instances["cfg"].command.spec.files == {}
+    assert json.loads(paths.files(1).read_text()) == {"cfg.json": "gen-1"}
+    await sup.close()
+
+    rec2 = Recorder()
+    sup2 = Supervisor(tmp_path / "state", AgentSettings(home=tmp_path), on_event=rec2)
+    await sup2.start()
+    (paths.dir / "cfg.json").unlink()
+    await sup2.instances["cfg"].converge()  # the command read back from state.json
+    await rec2.wait_state("cfg", S.EXITED)
+    seen = len(rec2.events)
+    await sup2.apply(_cmd("cfg", 2, spec.model_copy(update={"files": {"cfg.json": "gen-2"}})))
+    await rec2.wait_state("cfg", S.EXITED, after=seen)
+    await _wait_file(paths.log_dir / "output.log",
+                     lambda t: t.endswith("gen-1\ngen-1\ngen-2\n"))
+    assert [p.name for p in paths.agent_dir.glob("files.*.json")] == ["files.2.json"]
+    await sup2.close()

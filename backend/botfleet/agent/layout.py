@@ -5,7 +5,9 @@ On-disk layout under the agent's state dir (``AgentSettings.state_dir``)::
 
     instances/<instance_id>/              the instance dir: spec.files, default cwd
     instances/<instance_id>/.botfleet/    agent-owned, spec.files may not write here
-        state.json                        last applied ApplyCommand + process record (JSON)
+        state.json                        last applied ApplyCommand (spec.files left out)
+                                          + process record (JSON)
+        files.<generation>.json           that command's spec.files (written before each start)
         output.fifo                       named pipe: the bot's stdout+stderr
     logs/<instance_id>/output.log         captured lines, rotated to output.log.1 ... .N
     logs/<instance_id>/output.seq         {"base": seq of output.log's first line, "ino": inode}
@@ -64,6 +66,17 @@ class InstancePaths:
     state: Path
     fifo: Path
     log_dir: Path
+
+    def files(self, generation: int) -> Path:
+        """Where the ``spec.files`` of the command with ``generation`` are kept (JSON). Named
+        by generation so that ``state.json`` and its files change together: a new command's
+        files are written before its ``state.json``, the old ones removed after."""
+        return self.agent_dir / f"files.{generation}.json"
+
+    def other_files(self, generation: int) -> list[Path]:
+        """Files of commands other than ``generation`` (left to remove)."""
+        keep = self.files(generation).name
+        return [p for p in self.agent_dir.glob("files.*.json") if p.name != keep]
 
 
 @dataclass(frozen=True, slots=True)

@@ -118,7 +118,12 @@ class Supervisor:
                 log.error("unreadable instance state, ignored", instance_id=instance_id,
                           path=str(paths.state), error=str(exc))
                 continue
-            instance = Instance(self._ctx, paths, command)
+            try:
+                instance = Instance(self._ctx, paths, command)
+            except OSError as exc:
+                log.error("instance state not taken over", instance_id=instance_id,
+                          error=str(exc))
+                continue
             self.instances[instance_id] = instance
             converge, restart = instance.restore(doc)  # type: ignore[arg-type]
             if converge:
@@ -178,7 +183,7 @@ class Supervisor:
             self.instances[command.instance_id] = instance
             self._removed.pop(command.instance_id, None)
         else:
-            instance.command = command
+            instance.set_command(command)
         instance.save()
         log.info("command applied", instance_id=command.instance_id,
                  generation=command.generation, desired=command.desired.value,
