@@ -70,7 +70,7 @@ async def test_agent_sigkill_leaves_bots_running_and_a_new_agent_adopts_them(
     log = state / "logs" / "bot" / "output.log"
 
     # Agent 1: a Supervisor in its own process, which starts the bot.
-    first = subprocess.Popen(
+    first = subprocess.Popen(  # noqa: ASYNC220 - an agent process; the test waits for it
         [sys.executable, "-m", "botfleet.agent.testing", str(state), command.model_dump_json()],
         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
     )
@@ -98,9 +98,10 @@ async def test_agent_sigkill_leaves_bots_running_and_a_new_agent_adopts_them(
            "http://127.0.0.1:9", "BOTFLEET_HOME": str(tmp_path), "BOTFLEET_LOG_FORMAT": "json"}
     errors = tmp_path / "agent2.log"
     with errors.open("w") as err:
-        second = subprocess.Popen(
-            [sys.executable, "-c", "from botfleet.agent.main import run_agent\n"
-             "from botfleet.settings import AgentSettings\nrun_agent(AgentSettings())"],
+        second = subprocess.Popen(  # noqa: ASYNC220 - an agent process; the test waits for it
+            [sys.executable, "-c", ("from botfleet.agent.main import run_agent\n"
+                                    "from botfleet.settings import AgentSettings\n"
+                                    "run_agent(AgentSettings())")],
             env=env, stdout=err, stderr=err, cwd=tmp_path,
         )
     _wait(lambda: "instance adopted" in errors.read_text(), "agent 2 adopting the bot")

@@ -35,7 +35,7 @@ def spawn(command: Command, stdout_fd: int, pass_fd: int) -> int:
 
     The caller reaps the child itself (pidfd + :func:`reap`); the ``Popen`` object is marked
     done so that the subprocess module never reaps it behind our back."""
-    proc = subprocess.Popen(  # noqa: S603 - argv list, no shell
+    proc = subprocess.Popen(  # an argv list, never a shell
         command.argv,
         cwd=command.cwd,
         env=command.env,
