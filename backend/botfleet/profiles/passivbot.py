@@ -15,6 +15,8 @@ config carries this job's ``base_dir`` and moves it into the job dir.
 
 from __future__ import annotations
 
+from abc import abstractmethod
+
 import copy
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -96,8 +98,9 @@ class PassivbotProfile(Profile):
     def parse_config(self, text: str) -> dict[str, Any]:
         return parse_document(text)
 
+    @abstractmethod
     def _wrong_version(self, seen: str) -> ConfigError:
-        raise NotImplementedError
+        """The error for a config of the other passivbot version (``seen``: "v7" or "v8")."""
 
     def validate_config(
         self, document: dict[str, Any], *, purpose: str | None = None
