@@ -47,10 +47,8 @@ import psutil
 import redis
 from common import CONFIG_FILE, StampLog, bot_env, machine_facts, percentiles, wait_until
 
-from botfleet.db import Base, Host, create_engine, create_sessionmaker
-from botfleet.fleet import auth
-from botfleet.fleet.credentials import hash_token, new_token
 from botfleet.fleet.embedded_redis import free_port
+from botfleet.fleet.scratch import prepare_scratch_database
 
 __all__ = ["main"]
 
@@ -60,20 +58,6 @@ AGENT = ("from botfleet.agent.main import run_agent; from botfleet.settings impo
          "run_agent(AgentSettings())")
 
 
-async def _prepare_database(url: str) -> tuple[str, str]:
-    engine = create_engine(url)
-    async with engine.begin() as conn:
-        await conn.run_sync(Base.metadata.create_all)
-    async with create_sessionmaker(engine)() as session:
-        user = await auth.create_user(session, "admin", "admin-password", admin=True)
-        token, _ = await auth.create_api_token(session, user, "bench")
-        agent_token = new_token()
-        session.add(Host(name="local", agent_token_hash=hash_token(agent_token)))
-        await session.commit()
-    await engine.dispose()
-    return token, agent_token
-
-
 class Stack:
     """api + agent as processes; instances through REST."""
 
@@ -81,7 +65,7 @@ class Stack:
                  agent_env: dict[str, str]) -> None:
         self.home = home
         redis.Redis.from_url(redis_url).flushdb()
-        token, agent_token = asyncio.run(_prepare_database(f"sqlite+aiosqlite:///{home / 'botfleet.db'}"))
+        token, agent_token = asyncio.run(prepare_scratch_database(f"sqlite+aiosqlite:///{home / 'botfleet.db'}", token_name="bench"))
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.headers = {"Authorization": f"Bearer {token}"}

@@ -21,10 +21,8 @@ from typing import Any
 
 import httpx
 
-from botfleet.db import Base, Host, create_engine, create_sessionmaker
-from botfleet.fleet import auth
-from botfleet.fleet.credentials import hash_token, new_token
 from botfleet.fleet.embedded_redis import EmbeddedRedis, free_port
+from botfleet.fleet.scratch import prepare_scratch_database
 
 from common import CONFIG_FILE, PYTHON, BotDef, wait_until
 
@@ -38,21 +36,6 @@ CODE = {
     "worker": "from botfleet.jobs.worker import run_worker; from botfleet.settings import Settings; "
               "run_worker(Settings())",
 }
-
-
-async def _prepare_database(url: str) -> tuple[str, str]:
-    """Schema, an admin with an API token, the ``local`` host with an agent token."""
-    engine = create_engine(url)
-    async with engine.begin() as conn:
-        await conn.run_sync(Base.metadata.create_all)
-    async with create_sessionmaker(engine)() as session:
-        user = await auth.create_user(session, "admin", "admin-password", admin=True)
-        token, _ = await auth.create_api_token(session, user, "bench")
-        agent_token = new_token()
-        session.add(Host(name="local", agent_token_hash=hash_token(agent_token)))
-        await session.commit()
-    await engine.dispose()
-    return token, agent_token
 
 
 class Botfleet:
@@ -337,4 +320,4 @@ if __name__ == "__main__":  # `botfleet_tool.py prepare URL`: make the schema, p
     import sys
 
     if sys.argv[1:2] == ["prepare"]:
-        print(json.dumps(asyncio.run(_prepare_database(sys.argv[2]))))
+        print(json.dumps(asyncio.run(prepare_scratch_database(sys.argv[2], token_name="bench"))))

@@ -19,6 +19,7 @@ import redis as redis_sync
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 from botfleet.fleet.embedded_redis import free_port
+from botfleet.fleet.scratch import SCRATCH_ADMIN, SCRATCH_PASSWORD
 from tests.integration.conftest import Stack, _kill_bots, prepare_database
 
 __all__ = ["CHROMIUM", "SCREENSHOTS", "Panel"]
@@ -29,7 +30,7 @@ SCREENSHOTS = ROOT / "docs" / "screenshots"
 CHROMIUM = os.environ.get("BOTFLEET_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-background-networking", "--disable-component-update", "--disable-sync",
                  "--no-first-run", "--disable-gpu", "--disable-dev-shm-usage"]
-USER, PASSWORD = "admin", "admin-password"  # made by prepare_database
+USER, PASSWORD = SCRATCH_ADMIN, SCRATCH_PASSWORD  # made by prepare_database
 
 
 class Panel:

@@ -18,26 +18,11 @@ from typing import Any
 import httpx
 import pytest
 
-from botfleet.db import Base, Host, create_engine, create_sessionmaker
-from botfleet.fleet import auth
-from botfleet.fleet.credentials import hash_token, new_token
 from botfleet.fleet.embedded_redis import free_port
+from botfleet.fleet.scratch import prepare_scratch_database
 
 
-async def prepare_database(url: str) -> tuple[str, str]:
-    """Create the schema, an admin (token returned) and the ``local`` host (agent token
-    returned)."""
-    engine = create_engine(url)
-    async with engine.begin() as conn:
-        await conn.run_sync(Base.metadata.create_all)
-    async with create_sessionmaker(engine)() as session:
-        user = await auth.create_user(session, "admin", "admin-password", admin=True)
-        token, _ = await auth.create_api_token(session, user, "tests")
-        agent_token = new_token()
-        session.add(Host(name="local", agent_token_hash=hash_token(agent_token)))
-        await session.commit()
-    await engine.dispose()
-    return token, agent_token
+prepare_database = prepare_scratch_database
 
 
 def wait_http(url: str, timeout: float = 30.0, proc: subprocess.Popen[bytes] | None = None) -> None:
