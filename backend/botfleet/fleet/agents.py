@@ -16,7 +16,7 @@ from botfleet.db.models import Event, Host, Instance, utcnow
 from botfleet.fleet import streams
 from botfleet.fleet.errors import NotFound
 from botfleet.fleet.events import publish_event, publish_events, record_event
-from botfleet.fleet.instances import apply_command
+from botfleet.fleet.instances import apply_commands
 from botfleet.protocol import (
     Announce,
     AnnounceReply,
@@ -80,7 +80,7 @@ async def announce(
             # The agent has never heard of it: nothing runs.
             instance.state = InstanceState.STOPPED
             instance.pid = None
-    sync = SyncCommand(instances=[await apply_command(session, settings, i) for i in instances.values()])
+    sync = SyncCommand(instances=await apply_commands(session, settings, list(instances.values())))
     await session.commit()
     key = streams.agent_commands(host.id)
     last = await redis.xrevrange(key, count=1)

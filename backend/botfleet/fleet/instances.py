@@ -29,6 +29,8 @@ from botfleet.protocol import (
 from botfleet.settings import Settings
 
 __all__ = [
+    "apply_command",
+    "apply_commands",
     "CONFIG_FILE",
     "InstanceDraft",
     "SUPERVISION_KEYS",
@@ -211,6 +213,8 @@ def process_spec(instance: Instance, document: dict[str, Any], settings: Setting
 
 async def _current_configs(session: AsyncSession, instances: list[Instance]) -> dict[str, ConfigVersion]:
     """Each instance's current config version, by instance id, in one query."""
+    if not instances:
+        return {}
     wanted = {i.id: i.config_version for i in instances}
     rows = await session.scalars(select(ConfigVersion).where(
         tuple_(ConfigVersion.instance_id, ConfigVersion.version).in_(list(wanted.items()))
@@ -222,27 +226,26 @@ async def _current_configs(session: AsyncSession, instances: list[Instance]) -> 
     return found
 
 
-async def _current_config(session: AsyncSession, instance: Instance) -> ConfigVersion:
-    row = await session.scalar(
-        select(ConfigVersion).where(
-            ConfigVersion.instance_id == instance.id, ConfigVersion.version == instance.config_version
-        )
-    )
-    if row is None:  # pragma: no cover - the schema keeps them together
-        raise NotFound(f"instance {instance.name!r} has no config version {instance.config_version}")
-    return row
-
-
 async def apply_command(session: AsyncSession, settings: Settings, instance: Instance, *, restart: bool = False) -> ApplyCommand:
     """The ApplyCommand for the instance's current desired state, spec and generation."""
-    config = await _current_config(session, instance)
-    return ApplyCommand(
-        instance_id=instance.id,
-        generation=instance.generation,
-        desired=DesiredState(instance.desired_state),
-        spec=process_spec(instance, config.document, settings),
-        restart=restart,
-    )
+    return (await apply_commands(session, settings, [instance], restart=restart))[0]
+
+
+async def apply_commands(
+    session: AsyncSession, settings: Settings, instances: list[Instance], *, restart: bool = False
+) -> list[ApplyCommand]:
+    """:func:`apply_command` for many instances, their configs read in one query."""
+    configs = await _current_configs(session, instances)
+    return [
+        ApplyCommand(
+            instance_id=instance.id,
+            generation=instance.generation,
+            desired=DesiredState(instance.desired_state),
+            spec=process_spec(instance, configs[instance.id].document, settings),
+            restart=restart,
+        )
+        for instance in instances
+    ]
 
 
 async def send_command(redis: Redis, host_id: str, command: ApplyCommand | RemoveCommand) -> str:
@@ -297,26 +300,21 @@ async def set_desired_many(
         errors = await live_config_errors(session, instances)
         if errors:
             raise next(iter(errors.values()))
-    configs = await _current_configs(session, instances)
-    commands: list[tuple[str, ApplyCommand]] = []
     events = []
     now = utcnow()
     for instance in instances:
         instance.desired_state = desired
         instance.generation += 1
-        commands.append((instance.host_id, ApplyCommand(
-            instance_id=instance.id, generation=instance.generation, desired=desired,
-            spec=process_spec(instance, configs[instance.id].document, settings), restart=restart,
-        )))
         events.append(Event(
             time=now, kind="instance.command", instance_id=instance.id, host_id=instance.host_id,
             data={"action": action, "desired": desired, "generation": instance.generation},
         ))
+    commands = await apply_commands(session, settings, instances, restart=restart)
     session.add_all(events)
     await session.commit()
     async with redis.pipeline(transaction=False) as pipe:
-        for host_id, command in commands:
-            pipe.xadd(streams.agent_commands(host_id), {"data": command.model_dump_json()},
+        for instance, command in zip(instances, commands, strict=True):
+            pipe.xadd(streams.agent_commands(instance.host_id), {"data": command.model_dump_json()},
                       maxlen=10_000, approximate=True)
         await pipe.execute()
     await publish_events(redis, events, maxlen=settings.events_stream_maxlen)
