@@ -109,12 +109,12 @@ class OutputCapture:
         ends and start reading. Idempotent. Raises OSError when the FIFO cannot be made."""
         if self._rfd >= 0:
             return
-        self.fifo.parent.mkdir(parents=True, exist_ok=True)
         try:
             if not stat.S_ISFIFO(os.lstat(self.fifo).st_mode):
                 self.fifo.unlink()
                 os.mkfifo(self.fifo, 0o600)
         except FileNotFoundError:
+            self.fifo.parent.mkdir(parents=True, exist_ok=True)
             os.mkfifo(self.fifo, 0o600)
         self._rfd = os.open(self.fifo, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
         self._keep_wfd = os.open(self.fifo, os.O_WRONLY | os.O_NONBLOCK | os.O_CLOEXEC)

@@ -5,15 +5,22 @@ On-disk layout under the agent's state dir (``AgentSettings.state_dir``)::
 
     instances/<instance_id>/              the instance dir: spec.files, default cwd
     instances/<instance_id>/.botfleet/    agent-owned, spec.files may not write here
-        state.json                        last applied ApplyCommand (spec.files left out)
-                                          + process record (JSON)
+        state.json                        the instance's state document: last applied
+                                          ApplyCommand (spec.files left out), Supervisor state,
+                                          process record (JSON), as of the last compaction
+        state.log                         newer state documents, one JSON line each (the
+                                          last complete line is the current one)
         files.<generation>.json           that command's spec.files (written before each start)
         output.fifo                       named pipe: the bot's stdout+stderr
     logs/<instance_id>/output.log         captured lines, rotated to output.log.1 ... .N
     logs/<instance_id>/output.seq         {"base": seq of output.log's first line, "ino": inode}
     removed.json                          {instance_id: generation} of removed instances
 
-All JSON files are written atomically (temporary file + ``os.replace``).
+The JSON files are written atomically (temporary file + ``os.replace``). The state document
+changes at every state change of every instance, so it is appended to ``state.log`` instead
+(:class:`StateStore`): one ``write`` of a few hundred microseconds less than a replace on ext4,
+whose ``auto_da_alloc`` starts writeback of the new file at each rename over an old one
+(measured 1.0-1.5 ms per replace here, the agent's largest cost when starting 100 bots).
 """
 
 from __future__ import annotations
@@ -35,6 +42,7 @@ __all__ = [
     "InstancePaths",
     "SpecError",
     "StateLayout",
+    "StateStore",
     "atomic_write_bytes",
     "atomic_write_json",
     "demo_v7_root",
@@ -64,13 +72,14 @@ class InstancePaths:
     dir: Path
     agent_dir: Path
     state: Path
+    state_log: Path
     fifo: Path
     log_dir: Path
 
     def files(self, generation: int) -> Path:
         """Where the ``spec.files`` of the command with ``generation`` are kept (JSON). Named
-        by generation so that ``state.json`` and its files change together: a new command's
-        files are written before its ``state.json``, the old ones removed after."""
+        by generation so that state document and its files change together: a new command's
+        files are written before its state document, the old ones removed after."""
         return self.agent_dir / f"files.{generation}.json"
 
     def other_files(self, generation: int) -> list[Path]:
@@ -104,26 +113,101 @@ class StateLayout:
             dir=d,
             agent_dir=agent,
             state=agent / "state.json",
+            state_log=agent / "state.log",
             fifo=agent / "output.fifo",
             log_dir=self.root / "logs" / instance_id,
         )
 
     def known_instance_ids(self) -> list[str]:
-        """Ids of instances that have a state file, sorted."""
+        """Ids of instances that have a state document (``state.json`` or ``state.log``),
+        sorted."""
         if not self.instances_dir.is_dir():
             return []
         return sorted(
-            p.name for p in self.instances_dir.iterdir() if (p / AGENT_DIR / "state.json").is_file()
+            p.name for p in self.instances_dir.iterdir()
+            if (p / AGENT_DIR / "state.json").is_file() or (p / AGENT_DIR / "state.log").is_file()
         )
+
+
+class StateStore:
+    """The state document of one instance: ``state.json`` plus the lines appended to
+    ``state.log`` since (see the module docstring).
+
+    :meth:`write` appends one line ``<json>\n`` with a single ``write`` on an ``O_APPEND``
+    file: a kill -9 of the agent leaves the line whole or, in the worst case (a document
+    longer than a page, cut between pages), a last line without its newline, which
+    :meth:`read` skips (the previous document is then the current one). Once the log holds
+    more than ``compact_bytes``, the document just appended is also written to
+    ``state.json`` atomically and the log removed (a crash between the two leaves a log
+    whose last line is that same document). Nothing is fsynced: as with ``os.replace`` before, the page
+    cache keeps it across an agent crash; a power cut may lose the last seconds, never
+    mix two documents."""
+
+    def __init__(self, paths: InstancePaths, compact_bytes: int = 64 * 1024) -> None:
+        self.paths = paths
+        self.compact_bytes = compact_bytes
+        self._log_size: int | None = None  # unknown until the first read
+        self._torn = False  # the log ends inside a line: the next write starts a new one
+
+    def read(self) -> Any | None:
+        """The current document (the last complete line of ``state.log``, else
+        ``state.json``), or None when there is none."""
+        try:
+            data = self.paths.state_log.read_bytes()
+        except FileNotFoundError:
+            data = b""
+        self._log_size = len(data)
+        self._torn = bool(data) and not data.endswith(b"\n")
+        end = data.rfind(b"\n")
+        while end >= 0:
+            start = data.rfind(b"\n", 0, end) + 1
+            try:
+                return json.loads(data[start:end])
+            except ValueError:  # a line cut by a crash mid-write: the one before holds
+                end = start - 1
+        return read_json(self.paths.state)
+
+    def write(self, doc: Any) -> None:
+        """Make ``doc`` the current document. Raises OSError when the disk refuses (the
+        previous document stays the current one)."""
+        line = json.dumps(doc, separators=(",", ":")).encode() + b"\n"
+        if self._log_size is None:
+            self.read()
+        assert self._log_size is not None
+        if self._torn:
+            line = b"\n" + line
+        fd = os.open(self.paths.state_log, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC,
+                     0o600)
+        try:
+            written = os.write(fd, line)
+        except OSError:
+            self._log_size = None  # unknown: read again before the next write
+            raise
+        finally:
+            os.close(fd)
+        self._log_size += written
+        self._torn = written != len(line)
+        if not self._torn and self._log_size > self.compact_bytes:
+            # The log's last line is ``doc`` until it is removed: a crash anywhere here
+            # leaves ``doc`` as the current document.
+            atomic_write_bytes(self.paths.state, line.strip(b"\n"))
+            self.paths.state_log.unlink()
+            self._log_size = 0
+        if self._torn:  # only on a full disk
+            raise OSError(f"short write to {self.paths.state_log}: {written} of {len(line)} bytes")
 
 
 def atomic_write_bytes(path: Path, data: bytes, *, fsync: bool = False) -> None:
     """Write ``data`` to ``path`` atomically: a reader sees the old or the new content, never a
     part (temporary file in the same dir, then ``os.replace``). ``fsync=True`` also survives a
     power cut (costs a few milliseconds)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC
+    try:
+        fd = os.open(tmp, flags, 0o600)
+    except FileNotFoundError:  # the dir is missing (first write): one syscall saved otherwise
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(tmp, flags, 0o600)
     try:
         view = memoryview(data)
         while view:

@@ -10,7 +10,8 @@ timestamp.
 
 Line numbers are not stored per line: ``output.seq`` holds the number of the first line of the
 current ``output.log`` and that file's inode (to notice a rotation cut short by a crash); the
-next number is that base plus the newlines in ``output.log``, counted once at open.
+next number is that base plus the newlines in ``output.log``, counted once at open. It is
+written at each rotation; before the first one there is none and the base is 1.
 """
 
 from __future__ import annotations
@@ -71,7 +72,12 @@ class OutputLog:
     def _recover_base(self, ino: int) -> int:
         saved = read_json(self._seq_path)
         if not isinstance(saved, dict) or not isinstance(saved.get("base"), int):
-            base = 1
+            # No rotation finished (each writes the file): output.log holds line 1 on, unless
+            # the first rotation was cut short before writing it.
+            first = self.path.with_name("output.log.1")
+            if not first.exists():
+                return 1  # nothing to record: a new log costs no extra file
+            base = 1 + _count_newlines(first)
         elif saved.get("ino") == ino:
             return int(saved["base"])
         else:

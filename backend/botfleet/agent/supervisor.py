@@ -23,7 +23,7 @@ import structlog
 
 from botfleet.agent.capture import OutputCapture
 from botfleet.agent.instance import Instance, InstanceContext
-from botfleet.agent.layout import SpecError, StateLayout, atomic_write_json, read_json
+from botfleet.agent.layout import SpecError, StateLayout, StateStore, atomic_write_json, read_json
 from botfleet.protocol import (
     ApplyCommand,
     Command,
@@ -111,15 +111,16 @@ class Supervisor:
             removed, dict) else {}
         for instance_id in self.layout.known_instance_ids():
             paths = self.layout.instance(instance_id)
-            doc = read_json(paths.state)
+            store = StateStore(paths)
+            doc = store.read()
             try:
                 command = ApplyCommand.model_validate(doc["command"])  # type: ignore[index]
             except (KeyError, TypeError, ValueError) as exc:
                 log.error("unreadable instance state, ignored", instance_id=instance_id,
-                          path=str(paths.state), error=str(exc))
+                          path=str(paths.state_log), error=str(exc))
                 continue
             try:
-                instance = Instance(self._ctx, paths, command)
+                instance = Instance(self._ctx, paths, command, store)
             except OSError as exc:
                 log.error("instance state not taken over", instance_id=instance_id,
                           error=str(exc))
