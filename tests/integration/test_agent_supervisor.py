@@ -282,3 +282,54 @@ async def test_spec_files_live_on_disk_by_generation_and_survive_an_agent_restar
                      lambda t: t.endswith("gen-1\ngen-1\ngen-2\n"))
     assert [p.name for p in paths.agent_dir.glob("files.*.json")] == ["files.2.json"]
     await sup2.close()
+
+
+async def test_an_unchanged_config_is_linked_not_rewritten_for_a_new_generation(
+    agent: tuple[Supervisor, Recorder],
+) -> None:
+    """A stop or restart carries the same 28 KB config: the new generation's files are the
+    previous generation's file under a new name, and a start does not rewrite config.json."""
+    sup, rec = agent
+    spec = _spec(SLEEPER, files={"cfg.json": "x" * 28_000})
+    await sup.apply(_cmd("cfg", 1, spec))
+    await rec.wait_state("cfg", S.RUNNING)
+    paths = sup.layout.instance("cfg")
+    files_ino = paths.files(1).stat().st_ino
+    config_ino = (paths.dir / "cfg.json").stat().st_ino
+    await sup.apply(_cmd("cfg", 2, spec, DesiredState.STOPPED))
+    await rec.wait_state("cfg", S.STOPPED)
+    assert paths.files(2).stat().st_ino == files_ino and not paths.files(1).exists()
+    seen = len(rec.events)
+    await sup.apply(_cmd("cfg", 3, spec))
+    await rec.wait_state("cfg", S.RUNNING, after=seen)
+    assert (paths.dir / "cfg.json").stat().st_ino == config_ino
+    changed = spec.model_copy(update={"files": {"cfg.json": "y"}})
+    await sup.apply(_cmd("cfg", 4, changed, restart=True))
+    await _wait_file(paths.dir / "cfg.json", lambda t: t == "y")
+    assert json.loads(paths.files(4).read_text()) == {"cfg.json": "y"}
+
+
+async def test_a_bot_running_past_startsecs_is_adopted_running_without_an_event(
+    tmp_path: Path,
+) -> None:
+    """RUNNING is not stored (it follows from startsecs): a new agent that finds the stored
+    STARTING of a process older than startsecs adopts it as RUNNING and reports nothing."""
+    rec = Recorder()
+    sup = Supervisor(tmp_path / "state", AgentSettings(home=tmp_path), on_event=rec)
+    await sup.start()
+    await sup.apply(_cmd("up", 1, _spec(SLEEPER, startsecs=0.2)))
+    running = await rec.wait_state("up", S.RUNNING)
+    await sup.close()
+    doc = sup.instances["up"].store.read()
+    assert doc["state"] == "STARTING" and doc["process"]["pid"] == running.pid
+
+    rec2 = Recorder()
+    sup2 = Supervisor(tmp_path / "state", AgentSettings(home=tmp_path), on_event=rec2)
+    await sup2.start()
+    (snap,) = sup2.snapshot()
+    assert snap.state == S.RUNNING and snap.pid == running.pid
+    assert rec2.events == []
+    kill = _spec(SLEEPER, stop_ladder=[StopStep(signal="SIGKILL", timeout=5)])
+    await sup2.apply(_cmd("up", 2, kill, DesiredState.STOPPED))
+    await rec2.wait_state("up", S.STOPPED)
+    await sup2.close()

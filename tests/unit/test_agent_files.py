@@ -1,8 +1,9 @@
-"""Agent building blocks without processes: spec rendering, the rotated numbered log file,
-timestamping and the bounded stream queue."""
+"""Agent building blocks without processes: spec rendering, the state document, the rotated
+numbered log file, timestamping and the bounded stream queue."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import sys
@@ -11,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from botfleet.agent.capture import OutputCapture, timestamp
-from botfleet.agent.layout import SpecError, StateLayout, demo_v7_root, render_spec
+from botfleet.agent.layout import SpecError, StateLayout, StateStore, demo_v7_root, render_spec
 from botfleet.agent.logfile import OutputLog
 from botfleet.protocol import ProcessSpec
 
@@ -51,6 +52,43 @@ def test_instance_ids_must_be_plain_names(tmp_path: Path, bad: str) -> None:
         StateLayout(tmp_path).instance(bad)
 
 
+def test_the_last_state_document_written_is_read_back(tmp_path: Path) -> None:
+    paths = StateLayout(tmp_path).instance("i")
+    store = StateStore(paths)
+    assert store.read() is None
+    for n in range(3):
+        store.write({"state": "RUNNING", "n": n})
+    assert StateStore(paths).read() == {"state": "RUNNING", "n": 2}
+    assert not paths.state.exists()  # appended, not rewritten
+    assert StateLayout(tmp_path).known_instance_ids() == ["i"]
+
+
+def test_a_state_line_cut_by_a_crash_leaves_the_one_before(tmp_path: Path) -> None:
+    paths = StateLayout(tmp_path).instance("i")
+    StateStore(paths).write({"n": 1})
+    with paths.state_log.open("ab") as f:  # the agent died in the middle of the next write
+        f.write(b'{"n": 2, "command": {"ar')
+    store = StateStore(paths)
+    assert store.read() == {"n": 1}
+    store.write({"n": 3})  # starts a line of its own after the cut one
+    assert StateStore(paths).read() == {"n": 3}
+    assert paths.state_log.read_bytes().splitlines()[-1] == b'{"n":3}'
+
+
+def test_the_state_log_is_folded_into_state_json_when_it_grows(tmp_path: Path) -> None:
+    paths = StateLayout(tmp_path).instance("i")
+    store = StateStore(paths, compact_bytes=200)
+    for n in range(12):  # about 30 bytes each
+        store.write({"n": n, "pad": "x" * 16})
+    assert json.loads(paths.state.read_text())["n"] <= 11
+    assert not paths.state_log.exists() or paths.state_log.stat().st_size <= 200
+    assert StateStore(paths).read() == {"n": 11, "pad": "x" * 16}
+    # A crash after writing state.json but before removing the log: both hold the same.
+    store.write({"n": 12})
+    paths.state.write_text('{"n": 12}')
+    assert StateStore(paths).read() == {"n": 12}
+
+
 def _read_all(log_dir: Path) -> bytes:
     files = sorted(log_dir.glob("output.log.*"), key=lambda p: -int(p.suffix[1:]))
     return b"".join(p.read_bytes() for p in [*files, log_dir / "output.log"])
@@ -81,6 +119,15 @@ def test_a_crash_in_the_middle_of_a_rotation_keeps_numbers(tmp_path: Path) -> No
     os.replace(tmp_path / "output.log", tmp_path / "output.log.1")
     log = OutputLog(tmp_path, max_bytes=10**6, backups=2)
     assert log.next_seq == 4
+
+
+def test_a_new_log_writes_no_sequence_file_until_it_rotates(tmp_path: Path) -> None:
+    log = OutputLog(tmp_path, max_bytes=10, backups=1)
+    assert log.next_seq == 1 and not (tmp_path / "output.seq").exists()
+    log.write(b"0123456789\nab\n", 2, True)
+    log.close()
+    assert (tmp_path / "output.seq").exists()
+    assert OutputLog(tmp_path, max_bytes=10, backups=1).next_seq == 3
 
 
 def test_an_unfinished_line_is_continued_after_a_restart(tmp_path: Path) -> None:
