@@ -7,7 +7,11 @@ installs the anchors first::
 
 Each scenario writes ``scripts/bench/results/<scenario>.json`` (figures, settings, machine
 facts, the command line) and prints a table. ``start``, ``stop`` and ``idle`` are names of
-the ``fleet`` scenario (they share one set of 100 running bots).
+the ``fleet`` scenario (they share one set of 100 running bots); ``--window 0`` leaves out its
+idle minute (for work on start and stop only).
+
+``BENCH_PROFILE_DIR=DIR`` runs botfleet's api and agent under cProfile and writes
+``DIR/<name>.prof`` when they exit (slower: for finding where time goes, not for figures).
 """
 
 from __future__ import annotations
@@ -126,7 +130,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("scenario", choices=(*SCENARIOS, *ALIASES, "all"))
     parser.add_argument("--tools", default="botfleet,supervisord,pm2")
     parser.add_argument("--bots", type=int, default=100)
-    parser.add_argument("--window", type=float, default=60.0, help="idle CPU window, s")
+    parser.add_argument("--window", type=float, default=60.0, help="idle CPU window, s (0: no idle window)")
     parser.add_argument("--samples", type=int, default=50, help="crash samples")
     parser.add_argument("--latency-samples", type=int, default=500)
     parser.add_argument("--rate", type=float, default=25.0, help="ticker lines/s")

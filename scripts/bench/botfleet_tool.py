@@ -100,6 +100,10 @@ class Botfleet:
         log = open(self.home / f"{name}.log", "ab")  # noqa: SIM115 - the child owns it
         env = {**self.env, **(extra_env or {})}
         code = CODE[name].replace("{port}", str(self.port))
+        profile_dir = os.environ.get("BENCH_PROFILE_DIR")
+        if profile_dir and name in ("api", "agent"):  # where their CPU goes (cProfile, slower)
+            out = Path(profile_dir, f"{name}.prof")
+            code = f"import cProfile; cProfile.run({code!r}, {str(out)!r})"
         self.procs[name] = subprocess.Popen([PYTHON, "-c", code], env=env, stdout=log, stderr=subprocess.STDOUT)
         if name == "api":
             wait_until(self._api_ready, 60, 0.1, "the api ready")

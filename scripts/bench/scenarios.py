@@ -96,9 +96,33 @@ def bare_start(workdir: Path, n: int) -> dict[str, Any]:
     return {"popen_loop_ms": round(looped * 1000, 1), "all_stamped_ms": round((last - t0) * 1000, 1)}
 
 
+def _cpu_seconds(tool: Any) -> dict[str, float]:
+    """User+system CPU seconds used so far by the tool's own processes (the supervisor and,
+    for botfleet, its api and Redis), by name."""
+    pids = {"supervisor": tool.supervisor_pids()[0]}
+    if hasattr(tool, "service_pids"):
+        pids.update({k: v for k, v in tool.service_pids().items() if k != "agent"})
+    out = {}
+    for name, pid in pids.items():
+        try:
+            t = psutil.Process(pid).cpu_times()
+        except psutil.NoSuchProcess:
+            continue
+        out[name] = t.user + t.system
+    return out
+
+
+def _cpu_used(before: dict[str, float], after: dict[str, float]) -> dict[str, float]:
+    """CPU milliseconds each process used between two :func:`_cpu_seconds`."""
+    return {n: round((after[n] - before[n]) * 1000) for n in before if n in after}
+
+
 def fleet(tool: Any, workdir: Path, n: int, idle_window: float, crash_samples: int) -> dict[str, Any]:
     """100 stand-ins: start all -> all RUNNING; agent CPU/RSS over ``idle_window`` s while
-    they print 1 line/s; crash latency with the others running; stop all -> gone and STOPPED."""
+    they print 1 line/s (skipped when 0); crash latency with the others running; stop all ->
+    gone and STOPPED. ``start_cpu_ms``/``stop_cpu_ms``: CPU the tool's own processes used
+    from the request until all RUNNING / all STOPPED (where a tool's time goes: the bots
+    compete with it for the cores)."""
     stamps_path = workdir / tool.name / "stamps-fleet.txt"
     stamps = StampLog(stamps_path)
     bots = [BotDef(f"bot{i:03d}", standin_argv(), bot_env(stamps_path, f"bot{i:03d}"), startsecs=1.0)
@@ -107,12 +131,14 @@ def fleet(tool: Any, workdir: Path, n: int, idle_window: float, crash_samples: i
     tool.define(bots)
     out: dict[str, Any] = {}
     _watch(tool, True)
+    cpu0 = _cpu_seconds(tool)
     t0 = time.time()
     tool.start(names)
     out["start_command_ms"] = round((time.time() - t0) * 1000, 1)
     wait_until(lambda: all(tool.states().get(nm, ("?",))[0] == "RUNNING" for nm in names), 120, 0.05,
                "all RUNNING")
     out["start_all_running_ms"] = round((time.time() - t0) * 1000, 1)
+    out["start_cpu_ms"] = _cpu_used(cpu0, _cpu_seconds(tool))
     wait_until(lambda: stamps.poll() is not None and len(stamps.by_name) >= n, 60, 0.05, "all stamps")
     out["start_all_stamped_ms"] = round((max(v[0][1] for v in stamps.by_name.values()) - t0) * 1000, 1)
     _watch(tool, False)
@@ -121,7 +147,8 @@ def fleet(tool: Any, workdir: Path, n: int, idle_window: float, crash_samples: i
     pids = {"supervisor": tool.supervisor_pids()[0]}
     if hasattr(tool, "service_pids"):
         pids.update({k: v for k, v in tool.service_pids().items() if k != "agent"})
-    out["idle"] = cpu_window(pids, idle_window)
+    if idle_window > 0:
+        out["idle"] = cpu_window(pids, idle_window)
 
     samples = [_kill_and_time_restart(stamps, names[i % n], 0.0) for i in range(crash_samples)]
     out["crash_loaded"] = percentiles(samples)
@@ -131,6 +158,7 @@ def fleet(tool: Any, workdir: Path, n: int, idle_window: float, crash_samples: i
     wait_until(lambda: all(tool.states().get(nm, ("?",))[0] == "RUNNING" for nm in names), 60, 0.05,
                "all RUNNING again")
     running = {nm: pid for nm, (_, pid) in tool.states().items() if nm in names and pid}
+    cpu0 = _cpu_seconds(tool)
     t0 = time.time()
     tool.stop(names)
     out["stop_command_ms"] = round((time.time() - t0) * 1000, 1)
@@ -139,6 +167,7 @@ def fleet(tool: Any, workdir: Path, n: int, idle_window: float, crash_samples: i
     wait_until(lambda: all(tool.states().get(nm, ("?",))[0] in DOWN for nm in names), 60, 0.05,
                "all reported STOPPED")
     reported = time.time()
+    out["stop_cpu_ms"] = _cpu_used(cpu0, _cpu_seconds(tool))
     _watch(tool, False)
     out["stop_processes_gone_ms"] = round((gone - t0) * 1000, 1)
     out["stop_all_stopped_ms"] = round((max(gone, reported) - t0) * 1000, 1)

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import fcntl
+import functools
 import os
 import stat
 import time
@@ -62,7 +63,9 @@ def timestamp() -> bytes:
     return b"%s.%06dZ " % (_second_text, micros)
 
 
+@functools.cache
 def _pipe_size() -> int:
+    """The pipe buffer to ask for: 1 MiB or the system limit (read once per process)."""
     try:
         limit = int(Path("/proc/sys/fs/pipe-max-size").read_text())
     except (OSError, ValueError):

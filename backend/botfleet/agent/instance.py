@@ -39,7 +39,6 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import structlog
@@ -50,9 +49,10 @@ from botfleet.agent.layout import (
     InstancePaths,
     SpecError,
     StateStore,
-    atomic_write_bytes,
+    link_or_write,
     read_json,
     render_spec,
+    write_if_changed,
 )
 from botfleet.agent.logfile import OutputLog
 from botfleet.protocol import (
@@ -167,15 +167,9 @@ class Instance:
         holds, hard-link that one instead (no data written)."""
         data = json.dumps(files, separators=(",", ":")).encode()
         digest = hashlib.blake2b(data, digest_size=16).digest()
-        target = self.paths.files(generation)
-        if digest == self._files_digest and generation != self.command.generation:
-            try:
-                target.unlink(missing_ok=True)  # a leftover of an interrupted apply
-                os.link(self.paths.files(self.command.generation), target)
-            except OSError:
-                atomic_write_bytes(target, data)
-        else:
-            atomic_write_bytes(target, data)
+        same = digest == self._files_digest and generation != self.command.generation
+        link_or_write(self.paths.files(generation), data,
+                      self.paths.files(self.command.generation) if same else None)
         self._files_digest = digest
 
     def _spec(self) -> ProcessSpec:
@@ -263,7 +257,7 @@ class Instance:
             spec = self._spec()
             command = render_spec(spec, self.paths.dir)
             for path, text in command.files.items():
-                _write_if_changed(path, text.encode())
+                write_if_changed(path, text.encode())
             capture = self._capture()
             wfd, rfd = capture.child_fds()
         except (SpecError, OSError) as exc:
@@ -508,18 +502,6 @@ class Instance:
         else:
             self.save()
         return True
-
-
-def _write_if_changed(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` atomically unless the file already holds exactly that (a
-    restart with an unchanged config writes nothing)."""
-    try:
-        with open(path, "rb") as f:
-            if f.read(len(data) + 1) == data:
-                return
-    except OSError:
-        pass
-    atomic_write_bytes(path, data)
 
 
 def _signal(name: str) -> signal.Signals:

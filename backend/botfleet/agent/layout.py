@@ -25,6 +25,7 @@ whose ``auto_da_alloc`` starts writeback of the new file at each rename over an 
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import sys
@@ -46,8 +47,10 @@ __all__ = [
     "atomic_write_bytes",
     "atomic_write_json",
     "demo_v7_root",
+    "link_or_write",
     "read_json",
     "render_spec",
+    "write_if_changed",
 ]
 
 #: The agent-owned directory inside an instance dir (reserved: spec.files may not touch it).
@@ -59,9 +62,10 @@ class SpecError(ValueError):
     The message says what was wrong; the instance goes FATAL with it."""
 
 
+@functools.cache
 def demo_v7_root() -> Path:
     """``botfleet/demo/v7root`` computed from the package location (the demo package is not
-    imported: it may be absent on a VPS)."""
+    imported: it may be absent on a VPS). Computed once per process."""
     return Path(botfleet.__file__).resolve().parent / "demo" / "v7root"
 
 
@@ -176,8 +180,12 @@ class StateStore:
         assert self._log_size is not None
         if self._torn:
             line = b"\n" + line
-        fd = os.open(self.paths.state_log, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC,
-                     0o600)
+        flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC
+        try:
+            fd = os.open(self.paths.state_log, flags, 0o600)
+        except FileNotFoundError:  # a new instance: its dir is made on the first write
+            self.paths.agent_dir.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.paths.state_log, flags, 0o600)
         try:
             written = os.write(fd, line)
         except OSError:
@@ -191,7 +199,7 @@ class StateStore:
             # The log's last line is ``doc`` until it is removed: a crash anywhere here
             # leaves ``doc`` as the current document.
             atomic_write_bytes(self.paths.state, line.strip(b"\n"))
-            self.paths.state_log.unlink()
+            self.paths.state_log.unlink(missing_ok=True)
             self._log_size = 0
         if self._torn:  # only on a full disk
             raise OSError(f"short write to {self.paths.state_log}: {written} of {len(line)} bytes")
@@ -224,6 +232,31 @@ def atomic_write_json(path: Path, obj: Any, *, fsync: bool = False) -> None:
     atomic_write_bytes(path, json.dumps(obj, separators=(",", ":")).encode(), fsync=fsync)
 
 
+def write_if_changed(path: Path, data: bytes) -> None:
+    """:func:`atomic_write_bytes` unless ``path`` already holds exactly ``data`` (reading
+    28 KB costs far less than a replace; a restart with an unchanged config writes nothing)."""
+    try:
+        with open(path, "rb") as f:
+            if f.read(len(data) + 1) == data:
+                return
+    except OSError:
+        pass
+    atomic_write_bytes(path, data)
+
+
+def link_or_write(path: Path, data: bytes, same_as: Path | None) -> None:
+    """Make ``path`` hold ``data``: a hard link to ``same_as`` (a file known to hold the same
+    bytes, never modified in place) when given and linkable, else :func:`atomic_write_bytes`."""
+    if same_as is not None:
+        try:
+            path.unlink(missing_ok=True)  # a leftover of an interrupted apply
+            os.link(same_as, path)
+            return
+        except OSError:
+            pass
+    atomic_write_bytes(path, data)
+
+
 def read_json(path: Path) -> Any | None:
     """The JSON in ``path``, or None when it is missing or unreadable (a torn file cannot
     happen with atomic writes, but a hand-edited one can)."""
@@ -250,7 +283,7 @@ def _replace(text: str, values: Mapping[str, str]) -> str:
     return text
 
 
-def _file_path(instance_dir: Path, name: str) -> Path:
+def _file_path(instance_dir: Path, resolved_dir: Path, name: str) -> Path:
     rel = PurePosixPath(name)
     if not name or rel.is_absolute() or ".." in rel.parts or "\0" in name:
         raise SpecError(
@@ -259,7 +292,7 @@ def _file_path(instance_dir: Path, name: str) -> Path:
     if rel.parts[0] == AGENT_DIR:
         raise SpecError(f"spec.files path {name!r} is inside the agent's reserved {AGENT_DIR}/")
     path = (instance_dir / rel).resolve()
-    if not path.is_relative_to(instance_dir.resolve()):
+    if not path.is_relative_to(resolved_dir):
         raise SpecError(f"spec.files path {name!r} resolves outside the instance dir")
     return path
 
@@ -281,5 +314,9 @@ def render_spec(spec: ProcessSpec, instance_dir: Path) -> Command:
     cwd = Path(_replace(spec.cwd, values)) if spec.cwd else instance_dir
     if not cwd.is_absolute():
         cwd = instance_dir / cwd
-    files = {_file_path(instance_dir, name): text for name, text in spec.files.items()}
+    if spec.files:
+        resolved = instance_dir.resolve()
+        files = {_file_path(instance_dir, resolved, name): text for name, text in spec.files.items()}
+    else:
+        files = {}
     return Command(argv=[_replace(a, values) for a in spec.argv], cwd=cwd, env=env, files=files)
