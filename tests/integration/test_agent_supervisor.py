@@ -304,8 +304,10 @@ async def test_an_unchanged_config_is_linked_not_rewritten_for_a_new_generation(
     await rec.wait_state("cfg", S.RUNNING, after=seen)
     assert (paths.dir / "cfg.json").stat().st_ino == config_ino
     changed = spec.model_copy(update={"files": {"cfg.json": "y"}})
+    seen = len(rec.events)
     await sup.apply(_cmd("cfg", 4, changed, restart=True))
-    await _wait_file(paths.dir / "cfg.json", lambda t: t == "y")
+    await rec.wait_state("cfg", S.RUNNING, after=seen)  # the restart is over
+    assert (paths.dir / "cfg.json").read_text() == "y"
     assert json.loads(paths.files(4).read_text()) == {"cfg.json": "y"}
 
 
