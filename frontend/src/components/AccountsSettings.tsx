@@ -81,6 +81,7 @@ function AddAccount({ exchanges, onDone }: { exchanges: Exchange[]; onDone: () =
       throw err;
     }
     setName('');
+    setExchange(null);
     onDone();
   };
   const p = problemOf(nameError);
@@ -89,7 +90,7 @@ function AddAccount({ exchanges, onDone }: { exchanges: Exchange[]; onDone: () =
       <Group grow align="start">
         <TextInput label="Name (config.live.user)" placeholder="binance_01" required value={name}
           onChange={(e) => setName(e.currentTarget.value)} error={problemAt(p, 'name')} data-testid="account-name" />
-        <Select label="Exchange" placeholder="Pick one" required searchable value={exchange} onChange={setExchange}
+        <Select label="Exchange" placeholder="Pick one" required searchable allowDeselect={false} value={exchange} onChange={setExchange}
           data={exchanges.map((e) => e.exchange)} error={problemAt(p, 'exchange')} data-testid="account-exchange" />
       </Group>
     } />
