@@ -170,7 +170,10 @@ async def _view(session: AsyncSession, settings: Settings, account: Account,
                 users: list[tuple[Instance, str]] | None = None) -> AccountView:
     if users is None:
         users = await _instance_users(session)
-    entry = _decrypt(settings, account)
+    try:
+        entry = _decrypt(settings, account)
+    except FleetError:  # listed all the same, so it can be rotated or deleted
+        entry = {"exchange": account.exchange, "key": "undecryptable: rotate its keys"}
     return AccountView(
         id=account.id, name=account.name, exchange=account.exchange, hint=_hint(entry),
         fields=[f for f in SECRET_FIELDS if f in entry],
