@@ -32,6 +32,8 @@ __all__ = [
     "ApplyCommand",
     "Autorestart",
     "Command",
+    "CredentialsCommand",
+    "HostCredentials",
     "DesiredState",
     "EventBatch",
     "EventBatchReply",
@@ -154,7 +156,34 @@ class SyncCommand(_Model):
     instances: list[ApplyCommand]
 
 
-Command = Annotated[ApplyCommand | RemoveCommand | SyncCommand, Field(discriminator="kind")]
+class CredentialsCommand(_Model):
+    """The passivbot accounts this host needs have changed: fetch them with
+    ``GET /api/v1/agent/credentials`` (secrets never travel on the command stream, which sits
+    in Redis). ``version`` is the digest of the set the api has now; an agent whose file
+    already has it does nothing."""
+
+    kind: Literal["credentials"] = "credentials"
+    version: str
+
+
+Command = Annotated[
+    ApplyCommand | RemoveCommand | SyncCommand | CredentialsCommand, Field(discriminator="kind")
+]
+
+
+class HostCredentials(_Model):
+    """``GET /api/v1/agent/credentials``: what a host's ``api-keys.json`` holds.
+
+    ``accounts``: passivbot's api-keys.json entries by account name (the ``live.user`` of
+    the host's instances), only those used by instances on this host. ``instances``: ids of
+    the host's instances that run in their instance dir (they read ``api-keys.json`` there).
+    ``dirs``: other working dirs of the host's bots (a passivbot v7 checkout) that read
+    ``api-keys.json`` from there. ``version``: digest of this content."""
+
+    version: str
+    accounts: dict[str, dict[str, str | bool]]
+    instances: list[str] = Field(default_factory=list)
+    dirs: list[str] = Field(default_factory=list)
 
 
 class InstanceSnapshot(_Model):

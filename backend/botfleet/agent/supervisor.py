@@ -22,11 +22,13 @@ from pathlib import Path
 import structlog
 
 from botfleet.agent.capture import OutputCapture
+from botfleet.agent.credentials import Credentials
 from botfleet.agent.instance import Instance, InstanceContext
 from botfleet.agent.layout import SpecError, StateLayout, StateStore, atomic_write_json, read_json
 from botfleet.protocol import (
     ApplyCommand,
     Command,
+    CredentialsCommand,
     InstanceSnapshot,
     LogLines,
     RemoveCommand,
@@ -79,6 +81,7 @@ class Supervisor:
         self._removed: dict[str, int] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._closed = False
+        self.credentials = Credentials(self.layout, settings)  # the host's api-keys.json
 
     def _emit(self, event: StateChange) -> None:
         if self._on_event is not None:
@@ -137,6 +140,7 @@ class Supervisor:
         keep running (a stop ladder in progress is left to the next agent, which finishes
         it)."""
         self._closed = True
+        self.credentials.close()
         for task in list(self._tasks):
             task.cancel()
         if self._tasks:
@@ -157,6 +161,8 @@ class Supervisor:
         Raises RuntimeError after :meth:`close`."""
         if self._closed:
             raise RuntimeError("supervisor is closed")
+        if isinstance(command, CredentialsCommand):
+            return await self.credentials.apply(command)
         if isinstance(command, SyncCommand):
             accepted = False
             for item in command.instances:

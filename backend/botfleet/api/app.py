@@ -17,6 +17,7 @@ from litestar.static_files import create_static_files_router
 from redis.asyncio import Redis
 
 from botfleet import __version__
+from botfleet.api.accounts import AccountController, AgentCredentialsController
 from botfleet.api.agent import AgentController
 from botfleet.api.auth import PUBLIC, AuthController, BearerAuth
 from botfleet.api.deps import dependencies
@@ -85,7 +86,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
     app = Litestar(
         route_handlers=[
             HealthController, MetricsController, AuthController, InstanceController, HostController,
-            EventController, JobController, AgentController, *_frontend_routes(),
+            EventController, JobController, AgentController, AccountController, AgentCredentialsController,
+            *_frontend_routes(),
         ],
         dependencies=dependencies,
         middleware=[DefineMiddleware(BearerAuth, exclude=PUBLIC)],

@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from botfleet.db.models import Event, Host, Instance, utcnow
 from botfleet.fleet import streams
+from botfleet.fleet.accounts import notify_hosts
 from botfleet.fleet.errors import NotFound
 from botfleet.fleet.events import publish_event, publish_events, record_event
 from botfleet.fleet.instances import apply_commands
@@ -86,6 +87,7 @@ async def announce(
     last = await redis.xrevrange(key, count=1)
     resume_from = last[0][0] if last else "0-0"
     await redis.xadd(key, {"data": sync.model_dump_json()}, maxlen=10_000, approximate=True)
+    await notify_hosts(session, redis, settings, [host.id])  # an agent back online catches up
     for event in events:
         await publish_event(redis, event, maxlen=settings.events_stream_maxlen)
     log.info("agent announced", host=host.name, run_id=message.run_id, instances=len(message.instances))

@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from botfleet.db.models import ConfigVersion, Event, Host, Instance, utcnow
 from botfleet.fleet import streams
+from botfleet.fleet.accounts import missing_accounts, notify_hosts
 from botfleet.fleet.errors import Conflict, Invalid, NotFound
 from botfleet.fleet.events import publish_event, publish_events, record_event
 from botfleet.profiles import ConfigError, get_profile
@@ -178,6 +179,7 @@ async def create_instance(
     )
     await session.commit()
     await publish_event(redis, event, maxlen=settings.events_stream_maxlen)
+    await notify_hosts(session, redis, settings, [host.id])
     return instance
 
 
@@ -270,9 +272,10 @@ async def set_desired(
 
 async def live_config_errors(session: AsyncSession, instances: list[Instance]) -> dict[str, ConfigError]:
     """By instance id, why its config cannot run live (a stored config may lack what a live
-    run needs: e.g. a backtest suite config has no ``live.user``). Empty when all can."""
+    run needs: e.g. a backtest suite config has no ``live.user``; or its account is not
+    stored). Empty when all can."""
     configs = await _current_configs(session, instances)
-    errors: dict[str, ConfigError] = {}
+    errors = await missing_accounts(session, instances, {k: v.document for k, v in configs.items()})
     for instance in instances:
         try:
             get_profile(instance.profile).validate_config(configs[instance.id].document, purpose="live")
@@ -312,6 +315,8 @@ async def set_desired_many(
     commands = await apply_commands(session, settings, instances, restart=restart)
     session.add_all(events)
     await session.commit()
+    if desired == DesiredState.RUNNING:  # the hosts' api-keys.json before the starts
+        await notify_hosts(session, redis, settings, [i.host_id for i in instances])
     async with redis.pipeline(transaction=False) as pipe:
         for instance, command in zip(instances, commands, strict=True):
             pipe.xadd(streams.agent_commands(instance.host_id), {"data": command.model_dump_json()},
@@ -344,6 +349,7 @@ async def _push_spec(
     command = await apply_command(session, settings, instance)
     event = await record_event(session, kind=kind, instance_id=instance.id, host_id=instance.host_id, data=data)
     await session.commit()
+    await notify_hosts(session, redis, settings, [instance.host_id])
     await send_command(redis, instance.host_id, command)
     await publish_event(redis, event, maxlen=settings.events_stream_maxlen)
     return instance
@@ -389,6 +395,7 @@ async def delete_instance(session: AsyncSession, redis: Redis, settings: Setting
     await session.delete(instance)
     await session.commit()
     await send_command(redis, host_id, command)
+    await notify_hosts(session, redis, settings, [host_id])
     await publish_event(redis, event, maxlen=settings.events_stream_maxlen)
 
 

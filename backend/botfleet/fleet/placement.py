@@ -19,6 +19,7 @@ from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from botfleet.db.models import Host, Instance
+from botfleet.fleet.accounts import notify_hosts
 from botfleet.fleet.errors import Conflict, Invalid
 from botfleet.fleet.events import publish_event, record_event
 from botfleet.fleet.instances import (
@@ -96,6 +97,7 @@ async def move_instance(
                                data={"from": old_host.name, "to": new_host.name, "forced": force})
     await session.commit()
     await send_command(redis, old_host.id, remove)
+    await notify_hosts(session, redis, settings, [old_host.id, new_host.id])
     await send_command(redis, new_host.id, apply)
     await publish_event(redis, event, maxlen=settings.events_stream_maxlen)
     if was_running:

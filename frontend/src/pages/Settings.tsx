@@ -3,6 +3,7 @@ import { Alert, Button, Code, CopyButton, Group, Paper, Stack, Text, TextInput, 
 import { api, call } from '../api/client';
 import { problemAt, problemOf } from '../lib/problem';
 import { ProblemAlert } from '../components/ProblemAlert';
+import AccountsSettings from '../components/AccountsSettings';
 
 function ApiTokens() {
   const [name, setName] = useState('');
@@ -44,11 +45,7 @@ export default function Settings() {
     <Stack maw={900}>
       <Title order={2}>Settings</Title>
       <ApiTokens />
-      <Paper withBorder p="md">
-        <Title order={4}>passivbot accounts</Title>
-        <Text size="sm" c="dimmed">Exchange keys are passivbot's <Code>api-keys.json</Code> entries; an instance's <Code>config.live.user</Code> names one.
-          Managing them here needs an accounts api (not there yet): until then keep them in passivbot's api-keys.json on each host.</Text>
-      </Paper>
+      <AccountsSettings />
       <Paper withBorder p="md">
         <Title order={4}>Users</Title>
         <Text size="sm" c="dimmed">Create users with <Code>botfleet create-user NAME [--admin]</Code>; listing and editing them here needs a users api (not there yet).</Text>
