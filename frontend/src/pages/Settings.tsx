@@ -1,58 +1,32 @@
-import { useState, type FormEvent } from 'react';
-import { Alert, Button, Code, CopyButton, Group, Paper, Stack, Text, TextInput, Title } from '@mantine/core';
-import { api, call } from '../api/client';
-import { problemAt, problemOf } from '../lib/problem';
-import { ProblemAlert } from '../components/ProblemAlert';
+/** Settings: one component per section, each owning its data and errors. Adding a section is
+ * one line in SECTIONS (plus its import). */
+import type { ComponentType } from 'react';
+import { Code, Paper, Stack, Text, Title } from '@mantine/core';
+import TokensSettings from '../components/TokensSettings';
+import UsersSettings, { MyPasswordSettings } from '../components/UsersSettings';
 
-function ApiTokens() {
-  const [name, setName] = useState('');
-  const [token, setToken] = useState<string | null>(null);
-  const [error, setError] = useState<unknown>(null);
-  const submit = async (e: FormEvent) => {
-    e.preventDefault();
-    setError(null);
-    try {
-      const out = await call(api.POST('/api/v1/auth/tokens', { body: { name } }));
-      setToken(out.token);
-      setName('');
-    } catch (err) {
-      setError(err);
-    }
-  };
+function AccountsPlaceholder() {
   return (
-    <Paper withBorder p="md">
-      <Title order={4}>API tokens</Title>
-      <Text size="sm" c="dimmed" mb="xs">A long-lived token for scripts: send <Code>Authorization: Bearer TOKEN</Code>. It is shown once.</Text>
-      <form onSubmit={submit}>
-        <Group align="end">
-          <TextInput label="Token name" required value={name} onChange={(e) => setName(e.currentTarget.value)} error={problemAt(problemOf(error), 'name')} />
-          <Button type="submit">Create token</Button>
-        </Group>
-      </form>
-      <ProblemAlert error={error} />
-      {token && (
-        <Alert color="green" mt="sm" title="Copy it now: it is not shown again">
-          <Group><Code data-testid="new-token">{token}</Code><CopyButton value={token}>{({ copied, copy }) => <Button size="compact-xs" onClick={copy}>{copied ? 'Copied' : 'Copy'}</Button>}</CopyButton></Group>
-        </Alert>
-      )}
+    <Paper withBorder p="md" component="section">
+      <Title order={3}>passivbot accounts</Title>
+      <Text size="sm" c="dimmed">Exchange keys are passivbot's <Code>api-keys.json</Code> entries; an instance's <Code>config.live.user</Code> names one.
+        Until this section manages them, keep them in passivbot's api-keys.json on each host.</Text>
     </Paper>
   );
 }
 
+const SECTIONS: [string, ComponentType][] = [
+  ['accounts', AccountsPlaceholder],
+  ['tokens', TokensSettings],
+  ['password', MyPasswordSettings],
+  ['users', UsersSettings],
+];
+
 export default function Settings() {
   return (
-    <Stack maw={900}>
+    <Stack maw={960}>
       <Title order={2}>Settings</Title>
-      <ApiTokens />
-      <Paper withBorder p="md">
-        <Title order={4}>passivbot accounts</Title>
-        <Text size="sm" c="dimmed">Exchange keys are passivbot's <Code>api-keys.json</Code> entries; an instance's <Code>config.live.user</Code> names one.
-          Managing them here needs an accounts api (not there yet): until then keep them in passivbot's api-keys.json on each host.</Text>
-      </Paper>
-      <Paper withBorder p="md">
-        <Title order={4}>Users</Title>
-        <Text size="sm" c="dimmed">Create users with <Code>botfleet create-user NAME [--admin]</Code>; listing and editing them here needs a users api (not there yet).</Text>
-      </Paper>
+      {SECTIONS.map(([key, Section]) => <Section key={key} />)}
     </Stack>
   );
 }
