@@ -71,7 +71,7 @@ export function MyPasswordSettings() {
           <PasswordInput label="New password again" autoComplete="new-password" required value={again}
             onChange={(e) => setAgain(e.currentTarget.value)} error={mismatch} />
           {problem && !problem.key && <ProblemAlert error={error} />}
-          {done && <Text size="sm" c="green" role="status">Password changed.</Text>}
+          {done && <Text size="sm" role="status">✓ Password changed.</Text>}
           <Group><Button type="submit" loading={busy} disabled={!me.data}>Change password</Button></Group>
         </Stack>
       </form>
@@ -108,7 +108,7 @@ function NewUserForm() {
         <Button type="submit" mt={44} loading={busy}>Create user</Button>
       </Group>
       {problem && !problemAt(problem, 'username') && !problemAt(problem, 'password') && <ProblemAlert error={error} />}
-      {created && <Text size="sm" c="green" role="status" mt="xs">User {created} created: give them the password, they log in and can change it under Settings.</Text>}
+      {created && <Text size="sm" role="status" mt="xs">✓ User {created} created: give them the password, they log in and can change it under Settings.</Text>}
     </form>
   );
 }
