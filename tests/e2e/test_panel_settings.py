@@ -13,8 +13,10 @@ from playwright.sync_api import Page, expect
 
 from tests.e2e.conftest import Panel
 
-# a real stack and Chromium on a shared 2-core machine: deadlines, not speed, are tested
+# a real stack and Chromium on a shared 2-core machine: deadlines, not speed, are tested (the
+# panel's first load took over expect's default 5 s here at a load average of 20)
 pytestmark = pytest.mark.timeout(400)
+expect.set_options(timeout=20_000)
 
 
 def _login_as(page: Page, url: str, username: str, password: str) -> None:
@@ -119,6 +121,29 @@ def test_settings_text_is_readable_in_light_and_dark_themes(panel: Panel) -> Non
                         page.get_by_role("region", name="Users").get_by_text("One user per person")):
             color = element.evaluate("e => getComputedStyle(e).color")
             assert _contrast(color, background) >= 4.5, (scheme, color, background)
+
+
+def test_tokens_are_created_and_revoked_from_the_keyboard(panel: Panel) -> None:
+    page = panel.login()
+    panel.go("/settings")
+    tokens = page.get_by_role("region", name="API tokens")
+    name = tokens.get_by_role("textbox", name="Token name")
+    name.focus()
+    page.keyboard.type("keyboard-only")
+    page.keyboard.press("Enter")
+    expect(tokens.get_by_test_id("token-keyboard-only")).to_be_visible()
+    tokens.get_by_role("button", name="Revoke keyboard-only").focus()
+    page.keyboard.press("Enter")
+    dialog = page.get_by_role("dialog", name='Revoke "keyboard-only"?')
+    expect(dialog).to_be_visible()
+    page.keyboard.press("Escape")  # cancel: nothing revoked
+    expect(dialog).to_be_hidden()
+    expect(tokens.get_by_test_id("token-keyboard-only")).to_be_visible()
+    tokens.get_by_role("button", name="Revoke keyboard-only").focus()
+    page.keyboard.press("Enter")
+    expect(dialog.get_by_role("button", name="Revoke")).to_be_focused()  # the action, not the close icon
+    page.keyboard.press("Enter")
+    expect(tokens.get_by_test_id("token-keyboard-only")).to_have_count(0)
 
 
 def _contrast(fg: str, bg: str) -> float:
