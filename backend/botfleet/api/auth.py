@@ -56,7 +56,13 @@ def _token(connection: ASGIConnection[Any, Any, Any, Any]) -> str | None:
     return connection.cookies.get(COOKIE)
 
 
+#: Counts forgets, so a lookup that raced with a revocation does not cache what it read.
+_forgets = 0
+
+
 def _forget_here(*, token_hash: str | None = None, user_id: str | None = None) -> None:
+    global _forgets
+    _forgets += 1
     if token_hash is not None:
         _principals.pop(token_hash, None)
     if user_id is not None:
@@ -78,6 +84,7 @@ async def _listen(redis: Redis) -> None:
             async with redis.pubsub() as pubsub:
                 await pubsub.subscribe(FORGET_CHANNEL)
                 _principals.clear()  # whatever was revoked while we were not listening
+                _forget_here()
                 async for message in pubsub.listen():
                     if message.get("type") == "message":
                         data = json.loads(message["data"])
@@ -111,13 +118,15 @@ class BearerAuth(AbstractAuthenticationMiddleware):
         digest = hash_token(token)
         principal = _principals.get(digest)
         if principal is None:
+            forgets = _forgets
             async with connection.app.state.sessionmaker() as session:
                 principal = await auth.authenticate(session, token)
                 if principal is None:
                     raise NotAuthorizedException("the token is unknown, expired or revoked: log in again")
                 await session.commit()  # last_used_at (already flushed by autoflush)
                 session.expunge(principal)
-            _principals[digest] = principal
+            if forgets == _forgets:  # nothing was revoked while we looked it up
+                _principals[digest] = principal
         return AuthenticationResult(user=principal, auth=token)
 
 
