@@ -70,7 +70,6 @@ def test_hosts_settings_and_dark_theme_render(panel: Panel) -> None:
     page.get_by_role("textbox", name="Token name").fill("e2e-script")
     page.get_by_role("button", name="Create token").click()
     expect(page.get_by_test_id("new-token")).to_have_text(re.compile(r"\S{20,}"))
-    panel.shot("settings")
     page.get_by_role("button", name=re.compile("Switch to dark theme")).click()
     expect(page.locator("html")).to_have_attribute("data-mantine-color-scheme", "dark")
     panel.go("/")

@@ -188,7 +188,7 @@ def test_create_user_twice_and_unknown_token_owner_are_clear_errors(tmp_path: Pa
     args = ("create-user", "bob", "--password-stdin")
     assert botfleet(*args, env=env, stdin="a long password\n").returncode == 0
     done = botfleet(*args, env=env, stdin="a long password\n")
-    assert (done.returncode, done.stderr) == (1, "botfleet: user 'bob' exists already\n")
+    assert (done.returncode, done.stderr) == (1, "botfleet: user 'bob' exists already: choose another name\n")
     done = botfleet("token", "create", "x", "--user", "nobody", env=env)
     assert done.returncode == 1
     assert done.stderr.startswith("botfleet: no user 'nobody'")

@@ -19,7 +19,7 @@ from redis.asyncio import Redis
 from botfleet import __version__
 from botfleet.api.accounts import AccountController, AgentCredentialsController
 from botfleet.api.agent import AgentController
-from botfleet.api.auth import PUBLIC, AuthController, BearerAuth
+from botfleet.api.auth import PUBLIC, AuthController, BearerAuth, auth_cache_lifespan
 from botfleet.api.deps import dependencies
 from botfleet.api.events import EventController
 from botfleet.api.health import HealthController, MetricsController
@@ -27,6 +27,7 @@ from botfleet.api.hosts import HostController
 from botfleet.api.instances import InstanceController
 from botfleet.api.jobs import JobController
 from botfleet.api.problems import exception_handlers
+from botfleet.api.users import UserController
 from botfleet.db.session import create_engine, create_sessionmaker
 from botfleet.fleet.agents import mark_offline_hosts
 from botfleet.logs import configure_logging
@@ -86,13 +87,13 @@ def create_app(settings: Settings | None = None) -> Litestar:
     app = Litestar(
         route_handlers=[
             HealthController, MetricsController, AuthController, InstanceController, HostController,
-            EventController, JobController, AgentController, AccountController, AgentCredentialsController,
-            *_frontend_routes(),
+            EventController, JobController, AgentController, AccountController,
+            AgentCredentialsController, UserController, *_frontend_routes(),
         ],
         dependencies=dependencies,
         middleware=[DefineMiddleware(BearerAuth, exclude=PUBLIC)],
         exception_handlers=exception_handlers,
-        lifespan=[_lifespan, remote_lifespan],
+        lifespan=[_lifespan, auth_cache_lifespan, remote_lifespan],
         openapi_config=OpenAPIConfig(title="botfleet", version=__version__, path="/schema"),
         cors_config=CORSConfig(allow_origins=[]),
         logging_config=None,  # structlog (botfleet.logs) formats every log line

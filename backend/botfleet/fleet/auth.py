@@ -1,31 +1,39 @@
-"""Users, login sessions and API tokens (DESIGN.md invariant 5: everything but health needs
-authentication). Agents authenticate with their host's token (see :mod:`botfleet.fleet.agents`).
+"""Login sessions and API tokens (DESIGN.md invariant 5: everything but health needs
+authentication). Agents authenticate with their host's token (see :mod:`botfleet.fleet.agents`);
+users and their rules live in :mod:`botfleet.fleet.users`.
+
+A token is shown once; only its SHA-256 is stored (:mod:`botfleet.fleet.credentials`). Creating
+and revoking an API token records ``token.created`` / ``token.revoked`` (name and owner, never
+the token).
 """
 
 from __future__ import annotations
 
 from datetime import timedelta
 
-from sqlalchemy import select
+from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from botfleet.db.models import ApiToken, Host, User, utcnow
-from botfleet.fleet.credentials import hash_password, hash_token, new_token, verify_password
-from botfleet.fleet.errors import Conflict, Invalid, Unauthorized
+from botfleet.fleet.credentials import hash_token, new_token, verify_password
+from botfleet.fleet.errors import Invalid, NotFound, Unauthorized
+from botfleet.fleet.users import create_user, note_event
 
-__all__ = ["authenticate", "create_api_token", "create_user", "login", "logout"]
+__all__ = [
+    "LAST_USED_RESOLUTION",
+    "authenticate",
+    "create_api_token",
+    "create_user",
+    "list_tokens",
+    "login",
+    "logout",
+    "revoke_token",
+]
 
-
-async def create_user(session: AsyncSession, username: str, password: str, *, admin: bool) -> User:
-    """Raises Conflict when the name is taken, Invalid for a password under 8 characters."""
-    if len(password) < 8:
-        raise Invalid("password must have at least 8 characters", key="password")
-    if await session.scalar(select(User).where(User.username == username)):
-        raise Conflict(f"user {username!r} exists already", key="username")
-    user = User(username=username, password_hash=hash_password(password), is_admin=admin)
-    session.add(user)
-    await session.flush()
-    return user
+#: Seconds: ``last_used_at`` is written at most this often per token, so authenticating a
+#: busy script does not turn every request into a SQL write.
+LAST_USED_RESOLUTION = 60.0
+TOKEN_NAME_MAX = 128
 
 
 async def login(
@@ -53,12 +61,49 @@ async def login(
 
 
 async def create_api_token(session: AsyncSession, user: User, name: str) -> tuple[str, ApiToken]:
-    """A long-lived API token for scripts (plaintext returned once)."""
+    """A long-lived API token for scripts: (plaintext, shown once; its row).
+
+    Raises:
+        Invalid: an empty name or one over 128 characters (key ``name``).
+    """
+    name = name.strip()
+    if not name or len(name) > TOKEN_NAME_MAX:
+        raise Invalid(f"give the token a name of 1-{TOKEN_NAME_MAX} characters that says what uses it, "
+                      "e.g. 'grafana'", key="name")
     token = new_token()
     row = ApiToken(user_id=user.id, name=name, kind="api", token_hash=hash_token(token))
     session.add(row)
     await session.flush()
+    await note_event(session, "token.created", {
+        "token_id": row.id, "name": name, "user_id": user.id, "username": user.username})
     return token, row
+
+
+async def list_tokens(session: AsyncSession, user: User) -> list[ApiToken]:
+    """The user's API tokens and unexpired login sessions, newest first."""
+    rows = await session.scalars(
+        select(ApiToken)
+        .where(ApiToken.user_id == user.id, or_(ApiToken.expires_at.is_(None), ApiToken.expires_at > utcnow()))
+        .order_by(ApiToken.created_at.desc())
+    )
+    return list(rows)
+
+
+async def revoke_token(session: AsyncSession, user: User, token_id: str) -> ApiToken:
+    """Delete one of ``user``'s tokens or sessions (flushed, not committed); returns the row.
+
+    Raises:
+        NotFound: no such token among the user's (another user's token is not found either).
+    """
+    row = await session.get(ApiToken, token_id)
+    if row is None or row.user_id != user.id:
+        raise NotFound(f"you have no token with id {token_id!r}: list yours with GET /api/v1/auth/tokens",
+                       key="token_id")
+    await session.delete(row)
+    await session.flush()
+    await note_event(session, "token.revoked", {
+        "token_id": row.id, "name": row.name, "kind": row.kind, "user_id": user.id, "username": user.username})
+    return row
 
 
 async def logout(session: AsyncSession, token: str) -> None:
@@ -68,11 +113,16 @@ async def logout(session: AsyncSession, token: str) -> None:
 
 
 async def authenticate(session: AsyncSession, token: str) -> User | Host | None:
-    """The user or the host (agent) a bearer token belongs to, or None (unknown or expired)."""
+    """The user or the host (agent) a bearer token belongs to, or None (unknown or expired).
+    Notes the token's ``last_used_at`` (at most every :data:`LAST_USED_RESOLUTION` seconds;
+    the caller commits)."""
     digest = hash_token(token)
     row = await session.scalar(select(ApiToken).where(ApiToken.token_hash == digest))
     if row is not None:
-        if row.expires_at is not None and row.expires_at < utcnow():
+        now = utcnow()
+        if row.expires_at is not None and row.expires_at < now:
             return None
+        if row.last_used_at is None or (now - row.last_used_at).total_seconds() > LAST_USED_RESOLUTION:
+            row.last_used_at = now
         return await session.get(User, row.user_id)
     return await session.scalar(select(Host).where(Host.agent_token_hash == digest))

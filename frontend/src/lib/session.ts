@@ -1,6 +1,7 @@
 /** Who is logged in, and whether the session just expired (a 401 from any call). Tiny store
  * read with `useSyncExternalStore`; no library needed for two booleans. */
 import { useSyncExternalStore } from 'react';
+import { clearDrafts } from './draft';
 
 export interface SessionState {
   /** null = not known yet (the first /auth/me is in flight). */
@@ -24,7 +25,9 @@ export const session = {
     state = { username, checked: true, expired: false };
     emit();
   },
+  /** The user logged out (or revoked this session): their drafts go too. */
   loggedOut() {
+    if (state.username) clearDrafts();
     state = { username: null, checked: true, expired: false };
     emit();
   },
