@@ -6,7 +6,8 @@ import { api, call } from '../api/client';
 import { useInstances, useJobs } from '../api/queries';
 import type { JobDetail } from '../api/types';
 import { ACTIVE_JOB, formatDuration, formatTime } from '../lib/states';
-import { etaSeconds, formatNumber, numericMetrics, overridesOf, type JobForm } from '../lib/jobs';
+import { equityArtifact, etaSeconds, formatNumber, numericMetrics, overridesOf, type JobForm } from '../lib/jobs';
+import { EquityChart } from '../components/EquityChart';
 import { useDraft } from '../lib/draft';
 import { problemAt, problemOf } from '../lib/problem';
 import { JobStatusBadge } from '../components/StateBadge';
@@ -70,7 +71,9 @@ function NewJob() {
 
 function Compare({ ids }: { ids: string[] }) {
   const jobs = useQueries({ queries: ids.map((id) => ({ queryKey: ['job', id], queryFn: () => call(api.GET('/api/v1/jobs/{job_id}', { params: { path: { job_id: id } } })) as Promise<JobDetail> })) });
-  const metrics = jobs.map((q) => numericMetrics((q.data?.result as { summary?: unknown } | null)?.summary));
+  const results = jobs.map((q) => (q.data?.result ?? null) as { summary?: Record<string, unknown>; artifacts?: string[] } | null);
+  const metrics = results.map((r) => numericMetrics(r?.summary));
+  const equities = results.map((r) => equityArtifact(r?.artifacts, r?.summary?.results_dir));
   const keys = [...new Set(metrics.flatMap((m) => Object.keys(m)))].sort();
   return (
     <Paper withBorder p="md" data-testid="compare">
@@ -84,6 +87,12 @@ function Compare({ ids }: { ids: string[] }) {
             ))}
           </Table.Tbody>
         </Table>
+      )}
+      {equities.some(Boolean) && (
+        <SimpleGrid cols={2} mt="sm">
+          {ids.map((id, i) => equities[i] ? <EquityChart key={id} jobId={id} name={equities[i]!} title={`Balance and equity · ${id.slice(0, 8)}`} height={200} />
+            : <Text key={id} size="sm" c="dimmed">{id.slice(0, 8)}: no balance/equity series (only finished backtests have one).</Text>)}
+        </SimpleGrid>
       )}
     </Paper>
   );
