@@ -76,9 +76,9 @@ def test_log_viewer_scrolls_back_through_older_lines(panel: Panel) -> None:
     # scrolling to the top reads the page before, as far back as the stream goes
     page.get_by_test_id("log-scroller").evaluate("el => { el.scrollTop = 0; }")
     expect(count).to_contain_text(re.compile(r"^(?!4000 )\d+ shown"))
+    panel.shot("instance-logs-history")
     page.get_by_role("textbox", name="Search log lines").fill(oldest["line"])
     expect(page.get_by_test_id("log-line").first).to_have_text(oldest["line"])
-    panel.shot("instance-logs-history")
 
 
 def test_expired_session_logs_in_again_without_losing_the_form(panel: Panel) -> None:

@@ -65,6 +65,7 @@ def test_backtest_results_show_metrics(panel: Panel) -> None:
     first = page.url.rsplit("/", 1)[-1]
     page = panel.go(f"/jobs?instance={instance_id}")
     page.get_by_test_id("job-submit").click()
+    expect(page.get_by_test_id("job-title")).to_be_visible()  # the new job's own page
     expect(page.get_by_test_id("job-status")).to_have_text("succeeded", timeout=120_000)
     second = page.url.rsplit("/", 1)[-1]
     page = panel.go("/jobs")

@@ -11,26 +11,30 @@ import { WINDOWS, mergePoints, nextSince, toRows, type MetricsPoint, type Metric
 
 const POLL_MS = 5_000;
 
-function timeTick(t: number): string {
-  return new Date(t).toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' });
+/** Axis labels with seconds when the chart spans less than 10 minutes. */
+function timeTick(span: number) {
+  const opts: Intl.DateTimeFormatOptions = span < 600_000 ? { hour: '2-digit', minute: '2-digit', second: '2-digit' } : { hour: '2-digit', minute: '2-digit' };
+  return (t: number) => new Date(t).toLocaleTimeString([], opts);
 }
+const round = (v: number) => String(Math.round(v * 100) / 100);
 
 function Chart({ title, rows, series, unit, max, testId }: {
   title: string; rows: MetricsRow[]; series: { name: keyof MetricsRow; label: string; color: string }[];
   unit?: string; max?: number; testId: string;
 }) {
   const last = rows.length ? rows[rows.length - 1] : null;
+  const span = rows.length ? rows[rows.length - 1].t - rows[0].t : 0;
   return (
     <Paper withBorder p="sm" data-testid={testId} data-points={rows.length}>
       <Group justify="space-between" mb={4}>
         <Text size="sm" fw={600}>{title}</Text>
-        <Text size="xs" c="dimmed">{last ? series.map((s) => `${s.label} ${last[s.name]}${unit ?? ''}`).join(' · ') : 'no samples yet'}</Text>
+        <Text size="xs" c="dimmed">{last ? series.map((s) => `${s.label} ${round(last[s.name])}${unit ?? ''}`).join(' · ') : 'no samples yet'}</Text>
       </Group>
       <LineChart h={160} data={rows} dataKey="t" series={series} curveType="linear" withDots={false} unit={unit}
         withLegend={series.length > 1} legendProps={{ verticalAlign: 'bottom', height: 24 }} tooltipAnimationDuration={0}
         lineProps={{ isAnimationActive: false }}
-        xAxisProps={{ type: 'number', scale: 'time', domain: ['dataMin', 'dataMax'], tickFormatter: timeTick, minTickGap: 40 }}
-        yAxisProps={max ? { domain: [0, max] } : undefined}
+        xAxisProps={{ type: 'number', scale: 'time', domain: ['dataMin', 'dataMax'], tickFormatter: timeTick(span), minTickGap: 40 }}
+        yAxisProps={max ? { domain: [0, max], ticks: [0, 25, 50, 75, 100] } : undefined} valueFormatter={(v) => round(v)}
         tooltipProps={{ labelFormatter: (t) => new Date(Number(t)).toLocaleString() }} />
     </Paper>
   );

@@ -39,6 +39,7 @@ export function LogViewer({ url, instanceId, capacity = 100_000, height = 480, f
   const [received, setReceived] = useState(0);
   const [jumpTo, setJumpTo] = useState('');
   const lastCount = useRef(0);
+  const countTimer = useRef<ReturnType<typeof setTimeout> | undefined>(undefined);
   const followRef = useRef(follow);
   followRef.current = follow;
   const query = useMemo(() => ({ text, levels: new Set(levels as LogLevel[]) }), [text, levels]);
@@ -54,6 +55,7 @@ export function LogViewer({ url, instanceId, capacity = 100_000, height = 480, f
       ring.push(batch);
       const now = performance.now();
       if (now - lastCount.current > 250) { lastCount.current = now; setReceived(ring.total); } // the counter: 4/s is plenty
+      else if (countTimer.current === undefined) countTimer.current = setTimeout(() => { countTimer.current = undefined; setReceived(ring.total); }, 300); // and the last batch
       if (followRef.current) setLines(view.update(queryRef.current, batch));
       else view.update(queryRef.current, batch); // keep the view current; show it when following again
     });
@@ -66,7 +68,7 @@ export function LogViewer({ url, instanceId, capacity = 100_000, height = 480, f
         else setConnected(m.data.type === 'open');
       };
       worker.postMessage({ url: new URL(url, location.href).href });
-      return () => worker.terminate();
+      return () => { worker.terminate(); clearTimeout(countTimer.current); };
     }
     const source = new EventSource(url, { withCredentials: true });
     source.onopen = () => setConnected(true);
@@ -75,7 +77,7 @@ export function LogViewer({ url, instanceId, capacity = 100_000, height = 480, f
       const m = e as MessageEvent<string>;
       batcher.add(m.lastEventId, m.data);
     });
-    return () => source.close();
+    return () => { source.close(); clearTimeout(countTimer.current); };
   }, [url, ring, view]);
 
   const [jumpIndex, setJumpIndex] = useState<{ index: number } | null>(null);
@@ -161,7 +163,7 @@ export function LogViewer({ url, instanceId, capacity = 100_000, height = 480, f
           <ActionIcon variant="default" size="md" onClick={download} aria-label="Download log">⤓</ActionIcon>
         </Tooltip>
         <Badge variant="dot" color={connected ? 'green' : 'gray'}>{connected ? 'streaming' : 'reconnecting'}</Badge>
-        <Text size="xs" c="dimmed" data-testid="log-count">{lines.length} shown · {received} received{received > capacity ? ` (oldest ${received - capacity} dropped)` : ''}</Text>
+        <Text size="xs" c="dimmed" data-testid="log-count">{lines.length} shown · {received} received{received > capacity ? ` (oldest ${received - capacity} dropped)` : ''}{view.older.length ? ` · ${view.older.length} older read back` : ''}</Text>
       </Group>
       <ProblemAlert error={historyError} onClose={() => setHistoryError(null)} />
       <LogLines lines={lines} follow={follow} height={height} received={received} jump={jumpIndex} onScrollUp={() => setFollow(false)}

@@ -69,6 +69,14 @@ function NewJob() {
   );
 }
 
+/** The change from the first result to the second, signed, with its relative size. */
+function delta(a: number | undefined, b: number | undefined): string {
+  if (a === undefined || b === undefined) return '—';
+  const d = b - a;
+  const rel = a !== 0 ? ` (${d >= 0 ? '+' : ''}${((100 * d) / Math.abs(a)).toFixed(0)}%)` : '';
+  return `${d >= 0 ? '+' : ''}${formatNumber(d)}${rel}`;
+}
+
 function Compare({ ids }: { ids: string[] }) {
   const jobs = useQueries({ queries: ids.map((id) => ({ queryKey: ['job', id], queryFn: () => call(api.GET('/api/v1/jobs/{job_id}', { params: { path: { job_id: id } } })) as Promise<JobDetail> })) });
   const results = jobs.map((q) => (q.data?.result ?? null) as { summary?: Record<string, unknown>; artifacts?: string[] } | null);
@@ -80,10 +88,10 @@ function Compare({ ids }: { ids: string[] }) {
       <Title order={4} mb="xs">Compare results</Title>
       {keys.length === 0 ? <Text size="sm" c="dimmed">These jobs have no metrics yet (only finished backtests have them).</Text> : (
         <Table fz="xs" striped>
-          <Table.Thead><Table.Tr><Table.Th>Metric</Table.Th>{ids.map((id) => <Table.Th key={id}><Link to={`/jobs/${id}`}>{id.slice(0, 8)}</Link></Table.Th>)}</Table.Tr></Table.Thead>
+          <Table.Thead><Table.Tr><Table.Th>Metric</Table.Th>{ids.map((id) => <Table.Th key={id} ta="right"><Link to={`/jobs/${id}`}>{id.slice(0, 8)}</Link></Table.Th>)}<Table.Th ta="right">second − first</Table.Th></Table.Tr></Table.Thead>
           <Table.Tbody>
             {keys.map((k) => (
-              <Table.Tr key={k}><Table.Td>{k}</Table.Td>{metrics.map((m, i) => <Table.Td key={i} fw={m[k] !== undefined && metrics.every((o) => o[k] === undefined || m[k] >= o[k]) ? 700 : undefined}>{formatNumber(m[k])}</Table.Td>)}</Table.Tr>
+              <Table.Tr key={k}><Table.Td>{k}</Table.Td>{metrics.map((m, i) => <Table.Td key={i} ta="right" ff="monospace">{formatNumber(m[k])}</Table.Td>)}<Table.Td ta="right" ff="monospace" c="dimmed">{delta(metrics[0][k], metrics[1]?.[k])}</Table.Td></Table.Tr>
             ))}
           </Table.Tbody>
         </Table>
