@@ -73,7 +73,7 @@ export function HostMetricsCharts({ hostId }: { hostId: string }) {
 
   const rows = useMemo(() => toRows(points), [points]);
   return (
-    <Paper withBorder p="md" data-testid="host-metrics">
+    <Paper withBorder p="md" data-testid="host-chart">
       <Group justify="space-between" mb="xs">
         <Title order={4}>Metrics</Title>
         <SegmentedControl size="xs" data={Object.keys(WINDOWS)} value={windowLabel} onChange={setWindowLabel} aria-label="Time window" />
