@@ -151,7 +151,7 @@ export function LogViewer({ url, instanceId, capacity = 100_000, height = 480, f
         <Chip.Group multiple value={levels} onChange={setLevels}>
           <Group gap={4}>{LEVELS.slice(1, 4).map((l) => <Chip key={l} value={l} size="xs">{l}</Chip>)}</Group>
         </Chip.Group>
-        <TextInput size="xs" type="datetime-local" step={1} value={jumpTo} onChange={(e) => setJumpTo(e.currentTarget.value)} aria-label="Jump to time" w={200}
+        <TextInput size="xs" type="datetime-local" step={1} value={jumpTo} onChange={(e) => setJumpTo(e.currentTarget.value)} aria-label="Jump to time" title="Your local time; older lines are read back as needed" w={200}
           onKeyDown={(e) => e.key === 'Enter' && jump()} />
         <Button size="xs" variant="default" onClick={jump} disabled={!jumpTo} data-testid="log-jump">Jump</Button>
         {instanceId && (
