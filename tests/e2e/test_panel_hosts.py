@@ -30,6 +30,23 @@ def vps(tmp_path: Path) -> Iterator[SSHD]:
         _kill_under(tmp_path)
 
 
+def test_host_page_charts_the_agents_metrics_live(panel: Panel) -> None:
+    panel.login()
+    page = panel.go("/hosts/local")
+    for chart in ("chart-cpu", "chart-memory", "chart-disk", "chart-load"):
+        # a line with two points or more (a flat line has no height: "attached", not "visible")
+        expect(page.get_by_test_id(chart).locator("path.recharts-line-curve").first).to_have_attribute(
+            "d", re.compile(r"^M[\d.]+,[\d.]+L"), timeout=30_000)
+    cpu = page.get_by_test_id("chart-cpu")
+    before = int(cpu.get_attribute("data-points") or "0")
+    assert before >= 1
+    # the agent sends a sample every second here; the page polls every 5 s and appends
+    expect(cpu).not_to_have_attribute("data-points", str(before), timeout=20_000)
+    page.get_by_role("radiogroup", name="Time window").get_by_text("15 min", exact=True).click()
+    expect(page.get_by_test_id("chart-load").locator("path.recharts-line-curve")).to_have_count(3)  # 1, 5, 15 min
+    panel.shot("host-metrics")
+
+
 def test_add_host_confirm_fingerprint_provision_and_run_a_bot(panel: Panel, vps: SSHD, wheelhouse: Path,  # noqa: F811
                                                               tmp_path: Path) -> None:
     page = panel.login()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 from pathlib import Path
 
 import pytest
@@ -43,6 +44,41 @@ def test_create_start_watch_logs_and_stop_an_instance(panel: Panel) -> None:
 
     page.get_by_test_id("stop").click()
     expect(page.get_by_test_id("state").first).to_have_text(re.compile("STOPPED|EXITED"), timeout=60_000)
+
+
+def test_log_viewer_scrolls_back_through_older_lines(panel: Panel) -> None:
+    example = Path(__file__).resolve().parents[1] / "data" / "passivbot" / "v8" / "btc_long.json"
+    with panel.api() as api:
+        bot = api.post("/api/v1/instances", json={
+            "name": "e2e-chatty", "profile": "passivbot-v8", "simulated": True, "config_text": example.read_text(),
+            "env": {"BOTFLEET_DEMO_LINES_PER_SEC": "3000", "BOTFLEET_DEMO_LOG_FILE": "0"}}).json()
+        api.post(f"/api/v1/instances/{bot['id']}/start").raise_for_status()
+        deadline = time.monotonic() + 60
+        while len(api.get(f"/api/v1/instances/{bot['id']}/logs/range", params={"limit": 5000}).json()["items"]) < 5000:
+            assert time.monotonic() < deadline, "the stand-in did not write 5,000 lines within 60 s"
+            time.sleep(0.5)
+        api.post(f"/api/v1/instances/{bot['id']}/stop").raise_for_status()
+        deadline = time.monotonic() + 60
+        while api.get(f"/api/v1/instances/{bot['id']}").json()["state"] not in ("STOPPED", "EXITED"):
+            assert time.monotonic() < deadline, "the stand-in did not stop within 60 s"
+            time.sleep(0.5)
+        oldest = api.get(f"/api/v1/instances/{bot['id']}/logs/range", params={"limit": 5000}).json()["items"][0]
+
+    panel.login()
+    page = panel.go(f"/instances/{bot['id']}")
+    count = page.get_by_test_id("log-count")
+    expect(count).to_contain_text("2000 shown")  # the stream's tail
+    page.get_by_test_id("log-older").click()
+    expect(count).to_contain_text("4000 shown")
+    expect(page.get_by_test_id("log-follow")).to_have_text("Paused")
+    # the reader stays where they were: the lines put in front are above the view
+    assert page.get_by_test_id("log-scroller").evaluate("el => el.scrollTop") > 0
+    # scrolling to the top reads the page before, as far back as the stream goes
+    page.get_by_test_id("log-scroller").evaluate("el => { el.scrollTop = 0; }")
+    expect(count).to_contain_text(re.compile(r"^(?!4000 )\d+ shown"))
+    panel.shot("instance-logs-history")
+    page.get_by_role("textbox", name="Search log lines").fill(oldest["line"])
+    expect(page.get_by_test_id("log-line").first).to_have_text(oldest["line"])
 
 
 def test_expired_session_logs_in_again_without_losing_the_form(panel: Panel) -> None:

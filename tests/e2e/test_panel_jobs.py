@@ -55,5 +55,24 @@ def test_backtest_results_show_metrics(panel: Panel) -> None:
     page.get_by_test_id("job-submit").click()
     expect(page.get_by_test_id("job-title")).to_be_visible()  # the job's own page (not the list)
     expect(page.get_by_test_id("job-status")).to_have_text("succeeded", timeout=120_000)
-    expect(page.get_by_test_id("metrics")).to_be_visible()
+    expect(page.get_by_test_id("metrics")).to_contain_text("adg")
+    equity = page.get_by_test_id("equity-chart")
+    expect(equity.locator("path.recharts-line-curve")).to_have_count(2)  # balance and equity
+    expect(equity).to_have_attribute("data-points", "200")  # the stand-in's whole series
+    expect(page.get_by_role("img", name=re.compile("balance_and_equity.png"))).to_be_visible()
     panel.shot("job-backtest-results")
+
+    first = page.url.rsplit("/", 1)[-1]
+    page = panel.go(f"/jobs?instance={instance_id}")
+    page.get_by_test_id("job-submit").click()
+    expect(page.get_by_test_id("job-title")).to_be_visible()  # the new job's own page
+    expect(page.get_by_test_id("job-status")).to_have_text("succeeded", timeout=120_000)
+    second = page.url.rsplit("/", 1)[-1]
+    page = panel.go("/jobs")
+    page.get_by_role("checkbox", name=f"Compare {first}").check()
+    page.get_by_role("checkbox", name=f"Compare {second}").check()
+    compare = page.get_by_test_id("compare")
+    expect(compare).to_contain_text("adg")
+    expect(compare.get_by_test_id("equity-chart")).to_have_count(2)
+    expect(compare.get_by_test_id("equity-chart").nth(1).locator("path.recharts-line-curve")).to_have_count(2)
+    panel.shot("jobs-compare")

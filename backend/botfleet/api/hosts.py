@@ -11,6 +11,7 @@ from typing import Any
 from litestar import Controller, delete, get, patch, post
 from litestar.datastructures import State
 from litestar.di import Provide
+from litestar.params import Parameter
 from pydantic import BaseModel, Field
 from redis.asyncio import Redis
 from sqlalchemy import func, select
@@ -18,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from botfleet.db.models import Host, Instance, User
 from botfleet.fleet import hosts as service
+from botfleet.fleet import metrics as host_metrics
 from botfleet.remote import operations as ops
 from botfleet.remote.pool import SSHPool
 from botfleet.settings import Settings
@@ -128,6 +130,15 @@ class HostController(Controller):
     @get("/{host_id:str}", operation_id="getHost")
     async def get_host(self, host_id: str, session: AsyncSession, user: User) -> HostOut:
         return await _out(session, await service.get_host(session, host_id))
+
+    @get("/{host_id:str}/metrics", operation_id="listHostMetrics")
+    async def metrics(self, host_id: str, session: AsyncSession, redis: Redis, user: User,
+                      since: datetime | None = None,
+                      max_points: int = Parameter(default=2000, ge=2, le=20_000)) -> list[host_metrics.MetricsPoint]:
+        """The host's metrics samples received after ``since`` (ISO 8601; default: all kept, up
+        to a day), oldest first; long ranges are averaged down to ``max_points``."""
+        host = await service.get_host(session, host_id)
+        return await host_metrics.history(redis, host.id, since, max_points)
 
     @post("/", operation_id="createHost")
     async def create_host(self, data: HostIn, session: AsyncSession, redis: Redis, settings: Settings,

@@ -13,6 +13,7 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from botfleet.db.models import Event, Host, Instance, utcnow
+from botfleet.fleet import metrics as host_metrics
 from botfleet.fleet import streams
 from botfleet.fleet.accounts import notify_hosts
 from botfleet.fleet.errors import NotFound
@@ -121,6 +122,7 @@ async def take_batch(
         host.last_seen_at = utcnow()
         if metrics:
             host.metrics = metrics[-1].metrics.model_dump(mode="json")
+            await host_metrics.record(redis, host_id, [m.metrics for m in metrics])
         status_event = await _set_host_status(session, host, "online")
         if status_event:
             events.append(status_event)

@@ -384,6 +384,23 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/hosts/{host_id}/metrics": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Metrics */
+        get: operations["listHostMetrics"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/hosts/{host_id}/provision": {
         parameters: {
             query?: never;
@@ -1292,6 +1309,27 @@ export interface components {
             id: string;
             is_admin: boolean;
             username: string;
+        };
+        /** MetricsPoint */
+        MetricsPoint: {
+            /** @description All cores, 0-100. */
+            cpu_percent: number;
+            /** @description Bytes. */
+            disk_total: number;
+            /** @description Bytes (total - free) of the agent's instances directory's disk. */
+            disk_used: number;
+            load1: number;
+            load15: number;
+            load5: number;
+            /** @description Bytes. */
+            memory_total: number;
+            /** @description Bytes. */
+            memory_used: number;
+            /**
+             * Format: date-time
+             * @description When the api received the sample (UTC).
+             */
+            time: string;
         };
         /** MoveIn */
         MoveIn: {
@@ -2261,6 +2299,46 @@ export interface operations {
                     "application/json": {
                         [key: string]: unknown;
                     };
+                };
+            };
+            /** @description Bad request syntax or unsupported method */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        detail: string;
+                        extra?: null | {
+                            [key: string]: unknown;
+                        } | unknown[];
+                        status_code: number;
+                    };
+                };
+            };
+        };
+    };
+    listHostMetrics: {
+        parameters: {
+            query?: {
+                since?: string | null;
+                max_points?: number;
+            };
+            header?: never;
+            path: {
+                host_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Request fulfilled, document follows */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["MetricsPoint"][];
                 };
             };
             /** @description Bad request syntax or unsupported method */

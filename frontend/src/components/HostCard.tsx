@@ -36,6 +36,7 @@ export function HostCard({ host }: { host: Host }) {
         <Bar label="CPU" value={cpu} />
         <Bar label="Memory" value={mem} hint={m.memory_total ? formatBytes(m.memory_total) : undefined} />
         <Bar label="Disk" value={disk} hint={m.disk_free != null ? `${formatBytes(m.disk_free)} free` : undefined} />
+        {m.load && <Text size="xs" data-testid="host-load">Load {m.load.map((x) => x.toFixed(2)).join(' · ')} (1 · 5 · 15 min)</Text>}
         <Text size="xs">{total} instances{total ? ': ' + Object.entries(host.instances).map(([s, n]) => `${n} ${s}`).join(', ') : ''}</Text>
       </Stack>
     </Paper>

@@ -1,25 +1,34 @@
 /** Live log viewer over `GET /api/v1/instances/{id}/logs` (SSE, `event: log`). Lines are
  * batched once per animation frame into a bounded ring (100,000 lines) and shown in a
  * virtualized list, so a 10,000 lines/s stream keeps the page responsive. Follow/pause,
- * search, level filter, jump to time, download. EventSource resumes with Last-Event-ID itself. */
-import { memo, useEffect, useMemo, useRef, useState } from 'react';
+ * search, level filter, jump to time, download of the lines shown; scrolling to the top (or
+ * "Older lines") reads earlier pages through `GET /instances/{id}/logs/range`. EventSource
+ * resumes with Last-Event-ID itself. */
+import { memo, useCallback, useEffect, useLayoutEffect, useMemo, useRef, useState } from 'react';
 import { ActionIcon, Badge, Button, Chip, Group, Text, TextInput, Tooltip } from '@mantine/core';
 import { useVirtualizer } from '@tanstack/react-virtual';
-import { LineBatcher, LogRing, LogView, indexAtTime, type LogEntry, type LogLevel } from '../lib/logBuffer';
+import { api, call } from '../api/client';
+import { ProblemAlert } from './ProblemAlert';
+import { LineBatcher, LogRing, LogView, idTime, indexAtTime, type LogEntry, type LogLevel } from '../lib/logBuffer';
 
 const LEVELS: LogLevel[] = ['DEBUG', 'INFO', 'WARNING', 'ERROR', 'CRITICAL'];
 const LEVEL_COLOR: Partial<Record<LogLevel, string>> = { WARNING: 'var(--mantine-color-orange-text)', ERROR: 'var(--mantine-color-red-text)', CRITICAL: 'var(--mantine-color-red-text)' };
 const LINE = 18;
+/** Lines per scroll-back page, and the most pages a jump to time reads before giving up. */
+const PAGE = 2000;
+const JUMP_PAGES = 25;
 
 export interface LogViewerProps {
   /** SSE URL of the log stream. */
   url: string;
+  /** The instance, for scroll-back through `/logs/range` (none: the stream only). */
+  instanceId?: string;
   capacity?: number;
   height?: number | string;
   fileName?: string;
 }
 
-export function LogViewer({ url, capacity = 100_000, height = 480, fileName = 'log.txt' }: LogViewerProps) {
+export function LogViewer({ url, instanceId, capacity = 100_000, height = 480, fileName = 'log.txt' }: LogViewerProps) {
   const ring = useMemo(() => new LogRing(capacity), [capacity, url]); // eslint-disable-line react-hooks/exhaustive-deps
   const view = useMemo(() => new LogView(ring), [ring]);
   const [lines, setLines] = useState<LogEntry[]>([]);
@@ -30,6 +39,7 @@ export function LogViewer({ url, capacity = 100_000, height = 480, fileName = 'l
   const [received, setReceived] = useState(0);
   const [jumpTo, setJumpTo] = useState('');
   const lastCount = useRef(0);
+  const countTimer = useRef<ReturnType<typeof setTimeout> | undefined>(undefined);
   const followRef = useRef(follow);
   followRef.current = follow;
   const query = useMemo(() => ({ text, levels: new Set(levels as LogLevel[]) }), [text, levels]);
@@ -45,6 +55,7 @@ export function LogViewer({ url, capacity = 100_000, height = 480, fileName = 'l
       ring.push(batch);
       const now = performance.now();
       if (now - lastCount.current > 250) { lastCount.current = now; setReceived(ring.total); } // the counter: 4/s is plenty
+      else if (countTimer.current === undefined) countTimer.current = setTimeout(() => { countTimer.current = undefined; setReceived(ring.total); }, 300); // and the last batch
       if (followRef.current) setLines(view.update(queryRef.current, batch));
       else view.update(queryRef.current, batch); // keep the view current; show it when following again
     });
@@ -57,7 +68,7 @@ export function LogViewer({ url, capacity = 100_000, height = 480, fileName = 'l
         else setConnected(m.data.type === 'open');
       };
       worker.postMessage({ url: new URL(url, location.href).href });
-      return () => worker.terminate();
+      return () => { worker.terminate(); clearTimeout(countTimer.current); };
     }
     const source = new EventSource(url, { withCredentials: true });
     source.onopen = () => setConnected(true);
@@ -66,31 +77,66 @@ export function LogViewer({ url, capacity = 100_000, height = 480, fileName = 'l
       const m = e as MessageEvent<string>;
       batcher.add(m.lastEventId, m.data);
     });
-    return () => source.close();
+    return () => { source.close(); clearTimeout(countTimer.current); };
   }, [url, ring, view]);
 
   const [jumpIndex, setJumpIndex] = useState<{ index: number } | null>(null);
+  const [history, setHistory] = useState<'more' | 'loading' | 'start'>('more');
+  const [historyError, setHistoryError] = useState<unknown>(null);
+  const loading = useRef(false);
+  useEffect(() => setHistory('more'), [ring]);
+
+  /** Read one page of older lines and put it in front; false when the stream has no more. */
+  const loadOlder = useCallback(async (): Promise<boolean> => {
+    if (!instanceId || loading.current) return false;
+    loading.current = true;
+    setHistory('loading');
+    setHistoryError(null);
+    try {
+      const before = view.oldestId;
+      const page = await call(api.GET('/api/v1/instances/{instance_id}/logs/range', {
+        params: { path: { instance_id: instanceId }, query: { limit: PAGE, ...(before ? { before } : {}) } },
+      }));
+      setFollow(false);
+      setLines(view.prepend(page.items, queryRef.current));
+      const more = page.next_before !== null && page.next_before !== undefined;
+      setHistory(more ? 'more' : 'start');
+      return more;
+    } catch (e) {
+      setHistoryError(e);
+      setHistory('more');
+      return false;
+    } finally {
+      loading.current = false;
+    }
+  }, [instanceId, view]);
 
   const resume = () => {
     setFollow(true);
     setLines(view.lines);
   };
   const download = () => {
-    const blob = new Blob([ring.toArray().map((e) => e.line).join('\n') + '\n'], { type: 'text/plain' });
+    const blob = new Blob([view.lines.map((e) => e.line).join('\n') + '\n'], { type: 'text/plain' });
     const a = document.createElement('a');
     a.href = URL.createObjectURL(blob);
     a.download = fileName;
     a.click();
     setTimeout(() => URL.revokeObjectURL(a.href), 1000);
   };
-  const jump = () => {
+  /** Scroll to the first line at or after the chosen local time, reading older pages until
+   * the lines held reach back that far (at most JUMP_PAGES pages). */
+  const jump = async () => {
     if (!jumpTo) return;
-    const [h, m, s] = jumpTo.split(':').map(Number);
-    const d = new Date();
-    d.setHours(h, m, s || 0, 0);
-    const i = indexAtTime(lines, d);
+    const d = new Date(jumpTo); // `YYYY-MM-DDTHH:MM[:SS]`, local time
+    if (isNaN(d.getTime())) return;
     setFollow(false);
-    if (i >= 0) setJumpIndex({ index: i });
+    for (let pages = 0; pages < JUMP_PAGES; pages++) {
+      const oldest = view.oldestId;
+      if (oldest !== null && idTime(oldest) <= d.getTime()) break;
+      if (!(await loadOlder())) break;
+    }
+    const i = indexAtTime(view.lines, d);
+    setJumpIndex({ index: i >= 0 ? i : Math.max(0, view.lines.length - 1) });
   };
 
   return (
@@ -105,25 +151,48 @@ export function LogViewer({ url, capacity = 100_000, height = 480, fileName = 'l
         <Chip.Group multiple value={levels} onChange={setLevels}>
           <Group gap={4}>{LEVELS.slice(1, 4).map((l) => <Chip key={l} value={l} size="xs">{l}</Chip>)}</Group>
         </Chip.Group>
-        <TextInput size="xs" type="time" step={1} value={jumpTo} onChange={(e) => setJumpTo(e.currentTarget.value)} aria-label="Jump to time" w={120}
+        <TextInput size="xs" type="datetime-local" step={1} value={jumpTo} onChange={(e) => setJumpTo(e.currentTarget.value)} aria-label="Jump to time" title="Your local time; older lines are read back as needed" w={200}
           onKeyDown={(e) => e.key === 'Enter' && jump()} />
-        <Button size="xs" variant="default" onClick={jump} disabled={!jumpTo}>Jump</Button>
-        <ActionIcon variant="default" size="md" onClick={download} aria-label="Download log">⤓</ActionIcon>
+        <Button size="xs" variant="default" onClick={jump} disabled={!jumpTo} data-testid="log-jump">Jump</Button>
+        {instanceId && (
+          <Button size="xs" variant="default" onClick={loadOlder} loading={history === 'loading'} disabled={history === 'start'} data-testid="log-older">
+            {history === 'start' ? 'Start of the stream' : 'Older lines'}
+          </Button>
+        )}
+        <Tooltip label="Download the lines shown (search and level filter apply)">
+          <ActionIcon variant="default" size="md" onClick={download} aria-label="Download log">⤓</ActionIcon>
+        </Tooltip>
         <Badge variant="dot" color={connected ? 'green' : 'gray'}>{connected ? 'streaming' : 'reconnecting'}</Badge>
-        <Text size="xs" c="dimmed" data-testid="log-count">{lines.length} shown · {received} received{received > capacity ? ` (oldest ${received - capacity} dropped)` : ''}</Text>
+        <Text size="xs" c="dimmed" data-testid="log-count">{lines.length} shown · {received} received{received > capacity ? ` (oldest ${received - capacity} dropped)` : ''}{view.older.length ? ` · ${view.older.length} older read back` : ''}</Text>
       </Group>
-      <LogLines lines={lines} follow={follow} height={height} received={received} jump={jumpIndex} onScrollUp={() => setFollow(false)} />
+      <ProblemAlert error={historyError} onClose={() => setHistoryError(null)} />
+      <LogLines lines={lines} follow={follow} height={height} received={received} jump={jumpIndex} onScrollUp={() => setFollow(false)}
+        onTop={instanceId && history === 'more' ? loadOlder : undefined} />
     </div>
   );
 }
 
 /** The virtualized lines: a separate memoized component, so the toolbar does not re-render
  * with every frame's batch and the list does not re-render with the toolbar. */
-const LogLines = memo(function LogLines({ lines, follow, height, received, jump, onScrollUp }: {
+const LogLines = memo(function LogLines({ lines, follow, height, received, jump, onScrollUp, onTop }: {
   lines: LogEntry[]; follow: boolean; height: number | string; received: number; jump: { index: number } | null; onScrollUp: () => void;
+  /** Called when a paused reader scrolls to the top (to read older lines). */
+  onTop?: () => void;
 }) {
   const scroller = useRef<HTMLDivElement>(null);
   const virtual = useVirtualizer({ count: lines.length, getScrollElement: () => scroller.current, estimateSize: () => LINE, overscan: 10 });
+  // Older lines put in front must not move what the reader is looking at: shift the scroll
+  // position by their height (every line is LINE px high).
+  const shownFirst = useRef<LogEntry | undefined>(undefined);
+  useLayoutEffect(() => {
+    const prev = shownFirst.current;
+    shownFirst.current = lines[0];
+    if (!prev || lines[0] === prev || follow || !scroller.current) return;
+    if ((lines[0]?.n ?? 0) < (prev.n ?? 0)) {
+      const k = lines.indexOf(prev);
+      if (k > 0) scroller.current.scrollTop += k * LINE;
+    }
+  }, [lines, follow]);
   useEffect(() => {
     if (follow && lines.length) virtual.scrollToIndex(lines.length - 1, { align: 'end' });
   }, [lines, follow, virtual]);
@@ -132,6 +201,7 @@ const LogLines = memo(function LogLines({ lines, follow, height, received, jump,
   }, [jump, virtual]);
   return (
     <div ref={scroller} onWheel={(e) => { if (e.deltaY < 0 && follow) onScrollUp(); }} tabIndex={0} aria-label="Log lines" role="log"
+      onScroll={(e) => { if (!follow && onTop && e.currentTarget.scrollTop < LINE) onTop(); }} data-testid="log-scroller"
       style={{ height, overflow: 'auto', contain: 'strict', fontFamily: 'var(--mantine-font-family-monospace)', fontSize: 12, border: '1px solid var(--mantine-color-default-border)', borderRadius: 4, background: 'var(--mantine-color-body)' }}>
       {lines.length === 0 ? <Text p="sm" size="sm" c="dimmed">{received ? 'No line matches the search or level filter.' : 'No log lines yet: start the instance and its output appears here.'}</Text> : (
         <div style={{ height: virtual.getTotalSize(), position: 'relative' }}>

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { LineBatcher, LogRing, LogView, levelOf, type LogEntry } from './logBuffer';
+import { LineBatcher, LogRing, LogView, indexAtTime, levelOf, type LogEntry } from './logBuffer';
 
 const entry = (i: number, level = 'INFO'): LogEntry => ({ id: `${1000 + i}-0`, line: `2026-01-01T00:00:00Z ${level} line ${i}`, level: levelOf(` ${level} `) });
 
@@ -52,5 +52,49 @@ describe('LogView', () => {
     expect(levelOf('2026-01-01T00:00:00 WARN [x] y')).toBe('WARNING');
     expect(levelOf('2026-01-01T00:00:00 INFO [x] y')).toBe('INFO');
     expect(levelOf('no level here')).toBeNull();
+  });
+});
+
+describe('LogView scroll-back', () => {
+  const page = (from: number, to: number) => Array.from({ length: to - from }, (_, i) => ({ id: `${1000 + from + i}-0`, line: `old ${i % 2 ? 'ERROR' : 'INFO'} line ${from + i}` }));
+
+  it('puts older pages in front of the streamed lines, in stream order, through the filter', () => {
+    const ring = new LogRing(100);
+    const view = new LogView(ring);
+    ring.push([entry(10), entry(11)]);
+    view.update({}, null);
+    expect(view.oldestId).toBe('1010-0');
+    view.prepend(page(5, 10), {});
+    expect(view.lines.map((e) => e.id)).toEqual(['1005-0', '1006-0', '1007-0', '1008-0', '1009-0', '1010-0', '1011-0']);
+    expect(view.oldestId).toBe('1005-0');
+    view.prepend(page(0, 6), {}); // overlaps 1005: only the lines older than what is held
+    expect(view.lines.map((e) => e.id).slice(0, 6)).toEqual(['1000-0', '1001-0', '1002-0', '1003-0', '1004-0', '1005-0']);
+    expect(view.lines.map((e) => e.n)).toEqual([-10, -9, -8, -7, -6, -5, -4, -3, -2, -1, 0, 1]);
+    // a level filter applies to the history too, and new batches still append behind it
+    expect(view.update({ levels: new Set(['ERROR'] as const) }, null).map((e) => e.id)).toEqual(['1001-0', '1003-0', '1006-0', '1008-0']);
+    const batch = [entry(12, 'ERROR')];
+    ring.push(batch);
+    expect(view.update({ levels: new Set(['ERROR'] as const) }, batch).at(-1)!.id).toBe('1012-0');
+  });
+
+  it('forgets the history once the ring drops lines (no hole in the middle)', () => {
+    const ring = new LogRing(3);
+    const view = new LogView(ring);
+    ring.push([entry(10), entry(11)]);
+    view.update({}, null);
+    view.prepend(page(0, 10), {});
+    const batch = [entry(12), entry(13)];
+    ring.push(batch); // capacity 3: line 10 is dropped
+    expect(view.update({}, batch).map((e) => e.id)).toEqual(['1011-0', '1012-0', '1013-0']);
+    expect(view.older).toEqual([]);
+  });
+});
+
+describe('indexAtTime', () => {
+  it('finds the first line at or after a time by its stream id', () => {
+    const lines = [entry(0), entry(5), entry(9)];
+    expect(indexAtTime(lines, new Date(1004))).toBe(1);
+    expect(indexAtTime(lines, new Date(1000))).toBe(0);
+    expect(indexAtTime(lines, new Date(2000))).toBe(-1);
   });
 });

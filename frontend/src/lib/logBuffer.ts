@@ -95,40 +95,85 @@ export class LineBatcher {
   }
 }
 
-/** Index of the first line at or after `time` (lines start with an ISO UTC timestamp, or the
- * stream id's milliseconds are used). Returns -1 if none. */
+/** Milliseconds of a stream id (`<ms>-<n>`), NaN if it is not one. */
+export function idTime(id: string): number {
+  return Number(id.split('-')[0]);
+}
+
+/** Index of the first line whose stream id (arrival time, ms) is at or after `time`, by binary
+ * search (lines are in stream order). Returns -1 if none. */
 export function indexAtTime(lines: readonly LogEntry[], time: Date): number {
   const t = time.getTime();
-  for (let i = 0; i < lines.length; i++) {
-    const ms = Number(lines[i].id.split('-')[0]);
-    if (isFinite(ms) && ms >= t) return i;
+  let lo = 0;
+  let hi = lines.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >> 1;
+    if (idTime(lines[mid].id) >= t) hi = mid;
+    else lo = mid + 1;
   }
-  return -1;
+  return lo < lines.length ? lo : -1;
 }
 
 /** The lines a query shows, kept up to date incrementally: a new batch is filtered alone (not
- * the whole ring), and lines the ring dropped are trimmed from the front. */
+ * the whole ring), and lines the ring dropped are trimmed from the front.
+ *
+ * Older lines read back through `GET /instances/{id}/logs/range` (scroll-back) are held in
+ * front of the ring's (`prepend`), numbered -1, -2, ... backwards. They stay contiguous with
+ * the ring only while the ring has dropped nothing; once it drops a line the history before it
+ * is forgotten too (it would leave a hole in the middle). */
 export class LogView {
   lines: LogEntry[] = [];
+  /** Scroll-back lines, oldest first. */
+  older: LogEntry[] = [];
   private key = '';
   constructor(private readonly ring: LogRing) {}
+
+  /** Id of the oldest line held (the `before` of the next scroll-back page), or null. */
+  get oldestId(): string | null {
+    return this.older.length ? this.older[0].id : this.ring.size ? this.ring.at(0).id : null;
+  }
+
+  /** Put `page` (oldest first; lines older than every line held) in front. Lines not older
+   * than the oldest held are ignored (a page that overlaps what the stream already sent).
+   * Returns the lines shown. */
+  prepend(page: readonly { id: string; line: string }[], q: LogQuery): LogEntry[] {
+    const oldest = this.oldestId;
+    const fresh = oldest === null ? page : page.filter((e) => compareIds(e.id, oldest) < 0);
+    if (!fresh.length) return this.lines;
+    let n = this.older.length ? (this.older[0].n ?? 0) - fresh.length : -fresh.length;
+    const entries: LogEntry[] = fresh.map((e) => ({ id: e.id, line: e.line, level: levelOf(e.line), n: n++ }));
+    this.older = entries.concat(this.older);
+    const lower = q.text?.toLowerCase() ?? '';
+    const shown = !lower && !(q.levels && q.levels.size) ? entries : entries.filter((e) => matches(e, q, lower));
+    this.lines = shown.concat(this.lines);
+    return this.lines;
+  }
+
   /** Bring the view up to date; returns the lines (a new array when anything changed). */
   update(q: LogQuery, batch: readonly LogEntry[] | null): LogEntry[] {
     const key = `${q.text ?? ''}|${[...(q.levels ?? [])].sort().join(',')}`;
     const lower = q.text?.toLowerCase() ?? '';
     const all = !lower && !(q.levels && q.levels.size);
+    const first = this.ring.first;
+    if (first > 0 && this.older.length) this.older = []; // no longer contiguous with the ring
     if (key !== this.key || batch === null) {
       this.key = key;
-      const src = this.ring.toArray();
+      const src = this.older.length ? this.older.concat(this.ring.toArray()) : this.ring.toArray();
       this.lines = all ? src : src.filter((e) => matches(e, q, lower));
       return this.lines;
     }
-    const first = this.ring.first;
     let drop = 0;
-    while (drop < this.lines.length && (this.lines[drop].n ?? 0) < first) drop++;
+    if (first > 0) while (drop < this.lines.length && (this.lines[drop].n ?? 0) < first) drop++;
     const added = all ? batch.filter((e) => (e.n ?? 0) >= first) : batch.filter((e) => (e.n ?? 0) >= first && matches(e, q, lower));
     if (!drop && !added.length) return this.lines;
     this.lines = drop ? this.lines.slice(drop).concat(added) : this.lines.concat(added);
     return this.lines;
   }
+}
+
+/** Order of two Redis stream ids (`<ms>-<seq>`): negative, 0 or positive. */
+export function compareIds(a: string, b: string): number {
+  const [am, as] = a.split('-').map(Number);
+  const [bm, bs] = b.split('-').map(Number);
+  return am - bm || (as ?? 0) - (bs ?? 0);
 }

@@ -6,7 +6,8 @@ import { useQueryClient } from '@tanstack/react-query';
 import { api, artifact, artifactUrl, call } from '../api/client';
 import { useJob } from '../api/queries';
 import { ACTIVE_JOB, formatDuration, formatTime } from '../lib/states';
-import { etaSeconds, formatNumber, numericMetrics } from '../lib/jobs';
+import { equityArtifact, etaSeconds, formatNumber, numericMetrics } from '../lib/jobs';
+import { EquityChart } from '../components/EquityChart';
 import { JobStatusBadge } from '../components/StateBadge';
 import { ProblemAlert } from '../components/ProblemAlert';
 import { PREFILL_KEY } from './InstanceNew';
@@ -81,6 +82,23 @@ function Pareto({ jobId, members, profile, simulated }: { jobId: string; members
   );
 }
 
+/** The result's metrics, one column per exchange when the backtest ran on several. */
+function MetricsTable({ metrics, runs }: { metrics: Record<string, number>; runs: Record<string, unknown>[] | null }) {
+  const cols = runs ? runs.map((r) => ({ name: String(r.exchange ?? '?'), m: numericMetrics(r) })) : [{ name: 'value', m: metrics }];
+  const keys = [...new Set(cols.flatMap((c) => Object.keys(c.m)))].sort();
+  return (
+    <Paper withBorder p="md">
+      <Title order={4} mb="xs">Metrics</Title>
+      <Table fz="xs" striped highlightOnHover data-testid="metrics">
+        <Table.Thead><Table.Tr><Table.Th>Metric</Table.Th>{cols.map((c) => <Table.Th key={c.name} ta="right">{c.name}</Table.Th>)}</Table.Tr></Table.Thead>
+        <Table.Tbody>
+          {keys.map((k) => <Table.Tr key={k}><Table.Td>{k}</Table.Td>{cols.map((c) => <Table.Td key={c.name} ta="right" ff="monospace">{formatNumber(c.m[k])}</Table.Td>)}</Table.Tr>)}
+        </Table.Tbody>
+      </Table>
+    </Paper>
+  );
+}
+
 export default function JobPage() {
   const { id = '' } = useParams();
   const job = useJob(id);
@@ -93,6 +111,8 @@ export default function JobPage() {
   const metrics = numericMetrics(result.summary);
   const pareto = (result.summary?.pareto ?? null) as Member[] | null;
   const plots = (result.artifacts ?? []).filter((a) => /\.(png|svg|jpe?g)$/i.test(a));
+  const equity = equityArtifact(result.artifacts, result.summary?.results_dir);
+  const runs = Array.isArray(result.summary?.runs) ? (result.summary.runs as Record<string, unknown>[]) : null;
   const cancel = async () => {
     setError(null);
     try {
@@ -121,14 +141,8 @@ export default function JobPage() {
         </SimpleGrid>
         {Object.keys(j.overrides).length > 0 && <Text size="xs" c="dimmed" mt="xs">Overrides: {Object.entries(j.overrides).map(([k, v]) => `${k}=${JSON.stringify(v)}`).join(', ')}</Text>}
       </Paper>
-      {Object.keys(metrics).length > 0 && (
-        <Paper withBorder p="md">
-          <Title order={4} mb="xs">Metrics</Title>
-          <SimpleGrid cols={{ base: 1, sm: 2, lg: 3 }} spacing={4} data-testid="metrics">
-            {Object.entries(metrics).map(([k, v]) => <Group key={k} justify="space-between" px="xs"><Text size="xs">{k}</Text><Text size="xs" fw={600}>{formatNumber(v)}</Text></Group>)}
-          </SimpleGrid>
-        </Paper>
-      )}
+      {Object.keys(metrics).length > 0 && <MetricsTable metrics={metrics} runs={runs} />}
+      {equity && <EquityChart jobId={j.id} name={equity} />}
       {pareto && <Pareto jobId={j.id} members={pareto} profile={j.profile} simulated={j.simulated} />}
       {plots.length > 0 && (
         <Paper withBorder p="md">
