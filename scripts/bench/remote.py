@@ -418,8 +418,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--mode", choices=("auto", "netns", "loopback"), default="auto")
     parser.add_argument("--workdir", default="/tmp/botfleet-bench/run/remote")
     args = parser.parse_args(argv)
-    if args.hosts < max(2, args.samples + 1):
-        parser.error("--hosts must be at least 2 and more than --samples")
+    if args.hosts < max(2, args.samples + (args.long_cut > 0)):
+        parser.error("--hosts must be at least 2 and --samples (+1 with --long-cut): one cut per host")
     workdir = Path(args.workdir)
     shutil.rmtree(workdir, ignore_errors=True)
     workdir.mkdir(parents=True)
