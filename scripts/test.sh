@@ -91,6 +91,13 @@ else
     log "using BOTFLEET_TEST_POSTGRES_URL"
 fi
 
+# --- network namespaces: the partition tests cut links at the network level where they can --
+if netns_note="$("$PY" -m tests.integration.netns 2>&1)"; then
+    log "$netns_note"
+else
+    log "partition tests will be SKIPPED: $netns_note"
+fi
+
 # --- frontend component tests (Vitest) ------------------------------------------------------
 status=0
 if [ -f frontend/package.json ]; then

@@ -30,7 +30,7 @@ __all__ = ["Botfleet"]
 
 CODE = {
     "api": "from botfleet.api.app import create_app; import uvicorn; "
-           "uvicorn.run(create_app(), host='127.0.0.1', port={port}, log_level='warning')",
+           "uvicorn.run(create_app(), host='{host}', port={port}, log_level='warning')",
     "agent": "from botfleet.agent.main import run_agent; from botfleet.settings import AgentSettings; "
              "run_agent(AgentSettings())",
     "worker": "from botfleet.jobs.worker import run_worker; from botfleet.settings import Settings; "
@@ -40,11 +40,13 @@ CODE = {
 
 class Botfleet:
     """The botfleet stack. ``extra_env`` is added to every botfleet process (e.g. the
-    worker's stamp hook for the jobs scenario)."""
+    worker's stamp hook for the jobs scenario). ``api_host``: the address the api listens on
+    and agents dial (the remote scenario's hosts reach it on a bridge)."""
 
     name = "botfleet"
 
-    def __init__(self, workdir: Path, log_max_bytes: int, log_backups: int) -> None:
+    def __init__(self, workdir: Path, log_max_bytes: int, log_backups: int, api_host: str = "127.0.0.1") -> None:
+        self.api_host = api_host
         self.bulk = os.environ.get("BENCH_BOTFLEET_BULK", "1") != "0"
         self.paths_used: set[str] = set()
         self.home = workdir / "botfleet"
@@ -73,12 +75,15 @@ class Botfleet:
         token, agent_token = json.loads(made.stdout.strip().splitlines()[-1])
         self.token = token
         self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
+        self.url = f"http://{self.api_host}:{self.port}"
         self.env = {
             **os.environ,
             "BOTFLEET_HOME": str(self.home),
             "BOTFLEET_REDIS_URL": redis_url,
             "BOTFLEET_API_URL": self.url,
+            "BOTFLEET_API_HOST": self.api_host,
+            "BOTFLEET_API_PORT": str(self.port),
+            "BOTFLEET_PUBLIC_URL": self.url,
             "BOTFLEET_AGENT_TOKEN": agent_token,
             "BOTFLEET_AGENT_HOST": "local",
             "BOTFLEET_LOG_LEVEL": "warning",
@@ -99,7 +104,7 @@ class Botfleet:
         """Start ``api``, ``agent`` or ``worker`` (output in HOME/<name>.log)."""
         log = open(self.home / f"{name}.log", "ab")  # noqa: SIM115 - the child owns it
         env = {**self.env, **(extra_env or {})}
-        code = CODE[name].replace("{port}", str(self.port))
+        code = CODE[name].replace("{port}", str(self.port)).replace("{host}", self.api_host)
         profile_dir = os.environ.get("BENCH_PROFILE_DIR")
         if profile_dir and name in ("api", "agent"):  # where their CPU goes (cProfile, slower)
             out = Path(profile_dir, f"{name}.prof")
@@ -150,6 +155,8 @@ class Botfleet:
             body.update(argv=["{python}", *bot.argv[1:]], config={})
         else:  # the stand-in: botfleet renders `{python} -m botfleet.demo live CONFIG` itself
             body.update(config_text=CONFIG_FILE.read_text(), simulated=True)
+        if bot.host:
+            body["host"] = bot.host
         return body
 
     def define(self, bots: list[BotDef]) -> None:
@@ -202,6 +209,9 @@ class Botfleet:
 
     def stop(self, names: list[str]) -> None:
         self._each(names, "stop")
+
+    def restart(self, names: list[str]) -> None:
+        self._each(names, "restart")
 
     def states(self) -> dict[str, tuple[str, int | None]]:
         """``{name: (state, pid)}``: from the fleet event stream while :meth:`watch` is on
@@ -286,7 +296,7 @@ class Botfleet:
         returned socket to end it."""
         sock = socket.socket()
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-        sock.connect(("127.0.0.1", self.port))
+        sock.connect((self.api_host, self.port))
         request = (f"GET /api/v1/instances/{self.ids[name]}/logs?tail=0 HTTP/1.1\r\n"
                    f"Host: 127.0.0.1\r\nAuthorization: Bearer {self.token}\r\n"
                    "Accept: text/event-stream\r\n\r\n")

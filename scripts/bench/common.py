@@ -55,7 +55,7 @@ class BotDef:
     (added to the tool's own environment), and supervision settings in Supervisor's words
     (``startsecs`` seconds, ``autorestart`` always|never). ``botfleet_profile`` says how
     botfleet creates it: ``passivbot-v8`` (simulated: argv is then the stand-in's own) or
-    ``custom`` (argv as given)."""
+    ``custom`` (argv as given); ``host`` the botfleet host it runs on (None: ``local``)."""
 
     name: str
     argv: list[str]
@@ -63,6 +63,7 @@ class BotDef:
     startsecs: float = 1.0
     autorestart: bool = True
     botfleet_profile: str = "passivbot-v8"
+    host: str | None = None
 
 
 def bot_env(stamps: Path, name: str, **extra: str) -> dict[str, str]:

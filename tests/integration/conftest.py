@@ -48,10 +48,12 @@ class Stack:
     token: str
     agent_token: str
     procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+    #: Address the api listens on (a test network's gateway for hosts in namespaces).
+    host: str = "127.0.0.1"
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"http://{self.host}:{self.port}"
 
     def client(self) -> httpx.AsyncClient:
         return httpx.AsyncClient(base_url=self.url, headers={"Authorization": f"Bearer {self.token}"}, timeout=30)
@@ -60,7 +62,7 @@ class Stack:
         """Start ``api``, ``agent`` or ``worker`` as a real process (its output in HOME/<name>.log)."""
         code = {
             "api": "from botfleet.api.app import create_app; import uvicorn; "
-                   f"uvicorn.run(create_app(), host='127.0.0.1', port={self.port}, log_level='info')",
+                   f"uvicorn.run(create_app(), host={self.host!r}, port={self.port}, log_level='info')",
             "agent": "from botfleet.agent.main import run_agent; from botfleet.settings import AgentSettings; "
                      "run_agent(AgentSettings())",
             "worker": "from botfleet.jobs.worker import run_worker; from botfleet.settings import Settings; "

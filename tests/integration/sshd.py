@@ -1,6 +1,7 @@
-"""A simulated VPS for tests: a real OpenSSH ``sshd -D -e -f cfg`` on loopback with its own host
-key, one authorized client key (throwaway keys made with asyncssh) and its own directory.
-TRAPS.md (SSH) lists the settings it needs."""
+"""A simulated VPS for tests: a real OpenSSH ``sshd -D -e -f cfg`` with its own host key, one
+authorized client key (throwaway keys made with asyncssh) and its own directory; on loopback,
+or in a network namespace of its own (:mod:`tests.integration.netns`), where everything its
+sessions start (the agent, the bots) lives too. TRAPS.md (SSH) lists the settings it needs."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ import asyncssh
 import psutil
 
 from botfleet.fleet.embedded_redis import free_port
+from tests.integration.netns import NetnsHost
 
 __all__ = ["SSHD", "new_key"]
 
@@ -28,13 +30,20 @@ def new_key() -> asyncssh.SSHKey:
 @dataclass
 class SSHD:
     """One sshd in ``root``. ``client_key`` logs in as the current user; ``host_key`` is the
-    server's key (:meth:`rekey` replaces it: a reinstalled server or a man in the middle)."""
+    server's key (:meth:`rekey` replaces it: a reinstalled server or a man in the middle).
+    With ``netns`` it runs in that namespace and listens on the namespace's address."""
 
     root: Path
     port: int = field(default_factory=free_port)
     host_key: asyncssh.SSHKey = field(default_factory=new_key)
     client_key: asyncssh.SSHKey = field(default_factory=new_key)
     proc: subprocess.Popen[bytes] | None = None
+    netns: NetnsHost | None = None
+
+    @property
+    def address(self) -> str:
+        """Where to reach it from the test (the root namespace)."""
+        return self.netns.address if self.netns is not None else "127.0.0.1"
 
     @property
     def user(self) -> str:
@@ -59,7 +68,7 @@ class SSHD:
         auth.write_bytes(self.client_key.export_public_key("openssh"))
         cfg = self.root / "sshd_config"
         cfg.write_text(
-            f"Port {self.port}\nListenAddress 127.0.0.1\nHostKey {hk}\nPidFile {self.root / 'sshd.pid'}\n"
+            f"Port {self.port}\nListenAddress {self.address}\nHostKey {hk}\nPidFile {self.root / 'sshd.pid'}\n"
             f"AuthorizedKeysFile {auth}\nPasswordAuthentication no\nKbdInteractiveAuthentication no\n"
             "UsePAM no\nStrictModes no\nPermitRootLogin prohibit-password\nAllowTcpForwarding yes\n"
             "Subsystem sftp internal-sftp\nLogLevel ERROR\n"
@@ -71,13 +80,16 @@ class SSHD:
         Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)
         cfg = self._write()
         log = open(self.root / "sshd.log", "ab")  # noqa: SIM115 - the child owns it
-        self.proc = subprocess.Popen([SSHD_BIN, "-D", "-e", "-f", str(cfg)], stdout=log, stderr=subprocess.STDOUT)
+        argv = [SSHD_BIN, "-D", "-e", "-f", str(cfg)]
+        if self.netns is not None:
+            argv = self.netns.command(argv)  # `ip netns exec` execs sshd: same pid
+        self.proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"sshd exited: {(self.root / 'sshd.log').read_text()[-2000:]}")
             try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=1):
+                with socket.create_connection((self.address, self.port), timeout=1):
                     return self
             except OSError:
                 time.sleep(0.05)

@@ -16,7 +16,7 @@ from botfleet.db.models import Event, Host, Instance, utcnow
 from botfleet.fleet import metrics as host_metrics
 from botfleet.fleet import streams
 from botfleet.fleet.accounts import notify_hosts
-from botfleet.fleet.errors import NotFound
+from botfleet.fleet.errors import Conflict, NotFound
 from botfleet.fleet.events import publish_event, publish_events, record_event
 from botfleet.fleet.instances import apply_commands
 from botfleet.protocol import (
@@ -107,6 +107,8 @@ async def take_batch(
 
     Raises:
         NotFound: the host is gone.
+        Conflict: the host is marked offline (its instances UNKNOWN): the agent must announce
+            again, so that its snapshot is reconciled, before its batches are taken.
     """
     dedupe = streams.agent_batches(host_id)
     last = await redis.hget(dedupe, batch.run_id)
@@ -119,6 +121,10 @@ async def take_batch(
         host = await session.get(Host, host_id)
         if host is None:
             raise NotFound(f"host {host_id} was deleted: stop this agent")
+        if host.status == "offline":
+            # Its instances were set UNKNOWN: only a fresh snapshot can say what runs. The
+            # agent answers a 409 by announcing again, then sends this batch once more.
+            raise Conflict(f"host {host.name!r} was offline: announce again so that its snapshot is reconciled")
         host.last_seen_at = utcnow()
         if metrics:
             host.metrics = metrics[-1].metrics.model_dump(mode="json")

@@ -172,8 +172,9 @@ async def provision_host(session: AsyncSession, redis: Redis, settings: Settings
         await emit(session, redis, settings, host, "host.provision", {"step": step, "detail": detail})
 
     token = new_token()
+    # The heartbeat pace is the controller's: it is what ``host_offline_after`` is set against.
     env = {"BOTFLEET_API_URL": agent_api_url(settings, host), "BOTFLEET_AGENT_TOKEN": token,
-           "BOTFLEET_AGENT_HOST": host.name}
+           "BOTFLEET_AGENT_HOST": host.name, "BOTFLEET_HEARTBEAT_INTERVAL": f"{settings.heartbeat_interval:g}"}
     previous_run = host.agent_run_id
     async with _ssh(session, redis, settings, pool, host) as conn:
         await progress("connect", f"{host.username}@{host.address}:{host.port}")

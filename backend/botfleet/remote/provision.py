@@ -191,15 +191,17 @@ async def install(
             find_links = ["--no-index", "--find-links", "../wheelhouse"]
             await progress("wheelhouse", f"{sent} wheels uploaded")
         if not fresh:
-            if not await _exists(sftp, p.python):
+            new_venv = not await _exists(sftp, p.python)
+            if new_venv:
                 await run(conn, command(["python3", "-m", "venv", p.venv]), timeout=300)
                 await progress("venv", p.venv)
             pip = [p.python, "-m", "pip", "install", "--disable-pip-version-check", "-q", *find_links]
             # Relative to dist/: pip parses "; " in a requirement argument as a marker.
             target = f"./{wheel.filename}"
-            await run(conn, script(command(["cd", p.dist]), command([*pip, target]),
-                                   command([*pip, "--force-reinstall", "--no-deps", target]), sep=" && "),
-                      timeout=600)
+            steps = [command(["cd", p.dist]), command([*pip, target])]
+            if not new_venv:  # same version number, other code: pip would keep the old files
+                steps.append(command([*pip, "--force-reinstall", "--no-deps", target]))
+            await run(conn, script(*steps, sep=" && "), timeout=600)
             await _write(sftp, f"{p.dist}/installed.sha256", wheel.sha256.encode())
             await progress("install", f"botfleet {wheel.version}")
         # BOTFLEET_HOME is relative to the agent's cwd (base), so no path of the user's choice

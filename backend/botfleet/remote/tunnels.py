@@ -8,7 +8,8 @@ the Redis lock ``botfleet:tunnel:<host_id>`` (redis-py :class:`~redis.asyncio.lo
 ``LOCK_TTL`` seconds, renewed every ``LOCK_TTL / 3``). Every replica runs a
 :class:`TunnelKeeper`; when the owner dies its lock expires and another replica takes the
 tunnel over within ``LOCK_TTL`` plus one scan. A lost lock (Redis hiccup) closes the forward.
-Reconnects back off from 0.5 s doubling to ``MAX_BACKOFF``.
+Reconnects back off from 0.5 s doubling to ``MAX_BACKOFF`` (1 s: a retry is one TCP connect,
+and every second of it is added to how long a host with a mended link still looks offline).
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ __all__ = ["LOCK_TTL", "MAX_BACKOFF", "TunnelKeeper", "remote_lifespan"]
 
 log = structlog.get_logger(__name__)
 LOCK_TTL = 15.0
-MAX_BACKOFF = 4.0
+MAX_BACKOFF = 1.0
 SCAN_INTERVAL = 2.0
 
 
