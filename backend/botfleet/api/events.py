@@ -6,7 +6,7 @@ import json
 from typing import Any
 
 from litestar import Controller, Request, get
-from litestar.params import Parameter
+from litestar.params import HeaderParameter, Parameter
 from redis.asyncio import Redis
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -33,7 +33,7 @@ class EventController(Controller):
 
     @get("/", operation_id="streamEvents")
     async def stream(self, request: Request[Any, Any, Any], session: AsyncSession, redis: Redis, settings: Settings,
-                     user: User, last_event_id: str | None = Parameter(header="Last-Event-ID", default=None)) -> EventSourceResponse:
+                     user: User, last_event_id: str | None = HeaderParameter(name="Last-Event-ID", default=None)) -> EventSourceResponse:
         """SSE of fleet events as they happen (``event`` = kind, ``data`` = the event JSON:
         instance state changes, commands, job transitions and progress, host status)."""
         await session.close()

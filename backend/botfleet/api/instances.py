@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Any
 
 from litestar import Controller, Request, delete, get, patch, post, put
-from litestar.params import Parameter
+from litestar.params import HeaderParameter, Parameter, QueryParameter
 from pydantic import BaseModel, Field
 from redis.asyncio import Redis
 from sqlalchemy import select
@@ -162,7 +162,7 @@ class InstanceController(Controller):
     @get("/", operation_id="listInstances")
     async def list_instances(
         self, session: AsyncSession, user: User,
-        host: str | None = None, state_: str | None = Parameter(query="state", default=None), profile: str | None = None,
+        host: str | None = None, state_: str | None = QueryParameter(name="state", default=None), profile: str | None = None,
         label: str | None = Parameter(default=None, description="key or key=value"),
         q: str | None = Parameter(default=None, description="text in the name"),
         limit: int = Parameter(default=50, ge=1, le=1000), offset: int = Parameter(default=0, ge=0),
@@ -244,7 +244,7 @@ class InstanceController(Controller):
 
     @get("/{instance_id:str}/configs/diff", operation_id="diffInstanceConfigs")
     async def diff(self, instance_id: str, session: AsyncSession, user: User,
-                   from_: int = Parameter(query="from"), to: int = Parameter(query="to")) -> dict[str, Any]:
+                   from_: int = QueryParameter(name="from"), to: int = QueryParameter(name="to")) -> dict[str, Any]:
         instance = await service.get_instance(session, instance_id)
         rows = {r.version: r for r in await session.scalars(
             select(ConfigVersion).where(ConfigVersion.instance_id == instance.id, ConfigVersion.version.in_([from_, to]))
@@ -278,7 +278,7 @@ class InstanceController(Controller):
     async def logs(self, request: Request[Any, Any, Any], instance_id: str, session: AsyncSession, redis: Redis,
                    settings: Settings, user: User,
                    tail: int = Parameter(default=100, ge=0, le=10_000, description="Recent lines first sent."),
-                   last_event_id: str | None = Parameter(header="Last-Event-ID", default=None)) -> EventSourceResponse:
+                   last_event_id: str | None = HeaderParameter(name="Last-Event-ID", default=None)) -> EventSourceResponse:
         """SSE of the instance's log lines (``event: log``, ``id``, ``data`` = the line with its
         UTC timestamp). Reconnect with ``Last-Event-ID`` to resume without gap or duplicate."""
         instance = await service.get_instance(session, instance_id)

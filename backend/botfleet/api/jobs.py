@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import Any
 
 from litestar import Controller, Request, get, post
-from litestar.params import Parameter
+from litestar.params import HeaderParameter, Parameter
 from litestar.response import File
 from pydantic import BaseModel, Field
 from redis.asyncio import Redis
@@ -142,7 +142,7 @@ class JobController(Controller):
     @get("/{job_id:str}/events", operation_id="streamJobEvents")
     async def events(self, request: Request[Any, Any, Any], job_id: str, session: AsyncSession, redis: Redis,
                      settings: Settings, user: User,
-                     last_event_id: str | None = Parameter(header="Last-Event-ID", default=None)) -> EventSourceResponse:
+                     last_event_id: str | None = HeaderParameter(name="Last-Event-ID", default=None)) -> EventSourceResponse:
         """SSE of the job's events from its start (``job.status``, ``job.progress``); resume
         with Last-Event-ID."""
         job = await service.get_job(session, job_id)
