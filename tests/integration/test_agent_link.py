@@ -1,6 +1,7 @@
 """The dial-in link against a real HTTP server (uvicorn + starlette + sse-starlette) that
 speaks the agent protocol's three endpoints with a few lines each: announce, the command
-stream (SSE with Last-Event-ID) and event batches (deduplicated by run_id/seq)."""
+stream (SSE with Last-Event-ID) and the event upload (NDJSON batches taken as they arrive,
+deduplicated by run_id/seq)."""
 
 from __future__ import annotations
 
@@ -50,6 +51,8 @@ class FakeApi:
     new_command: asyncio.Event = field(default_factory=asyncio.Event)
     changed: asyncio.Event = field(default_factory=asyncio.Event)
     seen: set[tuple[str, int]] = field(default_factory=set)
+    uploads_ended: int = 0
+    resent: int = 0
     drop_stream_after_first: bool = True
 
     def push(self, command: ApplyCommand) -> None:
@@ -93,14 +96,23 @@ class FakeApi:
     async def events(self, request: Request) -> Response:
         if not self._authorized(request):
             return Response(status_code=401)
-        batch = EventBatch.model_validate_json(await request.body())
-        key = (batch.run_id, batch.seq)
-        accepted = key not in self.seen
-        if accepted:
-            self.seen.add(key)
-            self.batches.append(batch)
-            self.changed.set()
-        return JSONResponse(json.loads(EventBatchReply(accepted=accepted).model_dump_json()))
+        accepted, last_seq, pending = 0, 0, b""
+        async for piece in request.stream():
+            *lines, pending = (pending + piece).split(b"\n")
+            for line in lines:
+                batch = EventBatch.model_validate_json(line)
+                key = (batch.run_id, batch.seq)
+                last_seq = max(last_seq, batch.seq)
+                if key in self.seen:
+                    self.resent += 1
+                    continue
+                accepted += 1
+                self.seen.add(key)
+                self.batches.append(batch)
+                self.changed.set()
+        self.uploads_ended += 1
+        reply = EventBatchReply(accepted=accepted, last_seq=last_seq)
+        return JSONResponse(json.loads(reply.model_dump_json()))
 
     def app(self) -> Starlette:
         return Starlette(routes=[
@@ -167,6 +179,7 @@ async def test_agent_announces_follows_commands_and_streams_events(
         return [t for e in events() if isinstance(e, LogLines) for t in e.lines]
 
     await fake.wait(lambda: "RUNNING" in states() and len(lines()) == 3)
+    assert fake.uploads_ended == 0  # all of it arrived on one upload that is still open
     assert lines()[0].endswith("Z hello 0")
     first_log = next(e for e in events() if isinstance(e, LogLines))
     assert first_log.instance_id == "i1" and first_log.first_seq == 1
