@@ -802,7 +802,8 @@ export interface components {
         };
         /** EventBatchReply */
         EventBatchReply: {
-            accepted: boolean;
+            accepted: number;
+            last_seq: number;
         };
         /** EventOut */
         EventOut: {
