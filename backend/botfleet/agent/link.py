@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import ssl
 import sys
 import uuid
 from collections import deque
@@ -123,8 +124,13 @@ class Link:
         if not token:
             log.error("BOTFLEET_AGENT_TOKEN is not set: the api will refuse this agent until "
                       "it is (the host's token is shown when the host is created)")
+        # httpx builds a TLS context for every client, by default with certifi's CA bundle
+        # (~1 MiB of RSS). For an http:// api it is never used: give it one without CAs,
+        # which would refuse any certificate (CERT_REQUIRED, check_hostname) if it ever were.
+        https = self.settings.api_url.lower().startswith("https://")
         return httpx.AsyncClient(
             base_url=self.settings.api_url,
+            verify=True if https else ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT),
             headers={"Authorization": f"Bearer {token}"} if token else {},
             timeout=TIMEOUT,
             limits=httpx.Limits(max_connections=4, max_keepalive_connections=3),
