@@ -51,7 +51,7 @@ __all__ = [
     "PROTOCOL_VERSION",
 ]
 
-PROTOCOL_VERSION = 1
+PROTOCOL_VERSION = 2  # 2: events as a streamed NDJSON upload, EventBatchReply.last_seq
 
 #: Placeholders an agent (or a job worker) replaces in ``ProcessSpec.argv``, ``cwd`` and
 #: ``env`` values by plain string replacement (never ``str.format``):
