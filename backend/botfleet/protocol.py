@@ -7,8 +7,10 @@ Flow (DESIGN.md, Processes):
 2. It follows ``GET /api/v1/agent/commands`` (SSE, resumed with ``Last-Event-ID``); each event's
    ``data`` is one :class:`Command` as JSON, its ``id`` the Redis stream id.
 3. It ``POST /api/v1/agent/events`` :class:`EventBatch` es numbered by ``seq`` (per agent run,
-   starting at 1 with a fresh ``run_id``); the api ignores a batch whose (run_id, seq) it has
-   already taken, so a retried batch is counted once.
+   starting at 1 with a fresh ``run_id``) as NDJSON, one batch per line, on one long-lived
+   chunked upload that the api takes line by line as it arrives; the agent ends the upload
+   now and then and the :class:`EventBatchReply` says the last ``seq`` taken. The api ignores
+   a batch whose (run_id, seq) it has already taken, so a resent batch is counted once.
 
 Fencing (invariant 1): every command for an instance carries the instance's ``generation``,
 which only grows. An agent ignores a command whose generation is lower than the one it has
@@ -51,7 +53,7 @@ __all__ = [
     "PROTOCOL_VERSION",
 ]
 
-PROTOCOL_VERSION = 1
+PROTOCOL_VERSION = 2  # 2: events as a streamed NDJSON upload, EventBatchReply.last_seq
 
 #: Placeholders an agent (or a job worker) replaces in ``ProcessSpec.argv``, ``cwd`` and
 #: ``env`` values by plain string replacement (never ``str.format``):
@@ -277,5 +279,9 @@ class EventBatch(_Model):
 
 
 class EventBatchReply(_Model):
-    accepted: bool
-    """False when this (run_id, seq) had already been taken: a retry, ignored."""
+    """The end of an event upload: ``accepted`` batches were new (the others had been taken
+    before: resends, ignored); ``last_seq`` is the highest seq of the upload's run the api
+    has taken (0 when the upload held no batch)."""
+
+    accepted: int = Field(ge=0)
+    last_seq: int = Field(ge=0)

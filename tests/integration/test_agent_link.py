@@ -1,6 +1,7 @@
 """The dial-in link against a real HTTP server (uvicorn + starlette + sse-starlette) that
 speaks the agent protocol's three endpoints with a few lines each: announce, the command
-stream (SSE with Last-Event-ID) and event batches (deduplicated by run_id/seq)."""
+stream (SSE with Last-Event-ID) and the event upload (NDJSON batches taken as they arrive,
+deduplicated by run_id/seq)."""
 
 from __future__ import annotations
 
@@ -50,6 +51,8 @@ class FakeApi:
     new_command: asyncio.Event = field(default_factory=asyncio.Event)
     changed: asyncio.Event = field(default_factory=asyncio.Event)
     seen: set[tuple[str, int]] = field(default_factory=set)
+    uploads_ended: int = 0
+    resent: int = 0
     drop_stream_after_first: bool = True
 
     def push(self, command: ApplyCommand) -> None:
@@ -93,14 +96,23 @@ class FakeApi:
     async def events(self, request: Request) -> Response:
         if not self._authorized(request):
             return Response(status_code=401)
-        batch = EventBatch.model_validate_json(await request.body())
-        key = (batch.run_id, batch.seq)
-        accepted = key not in self.seen
-        if accepted:
-            self.seen.add(key)
-            self.batches.append(batch)
-            self.changed.set()
-        return JSONResponse(json.loads(EventBatchReply(accepted=accepted).model_dump_json()))
+        accepted, last_seq, pending = 0, 0, b""
+        async for piece in request.stream():
+            *lines, pending = (pending + piece).split(b"\n")
+            for line in lines:
+                batch = EventBatch.model_validate_json(line)
+                key = (batch.run_id, batch.seq)
+                last_seq = max(last_seq, batch.seq)
+                if key in self.seen:
+                    self.resent += 1
+                    continue
+                accepted += 1
+                self.seen.add(key)
+                self.batches.append(batch)
+                self.changed.set()
+        self.uploads_ended += 1
+        reply = EventBatchReply(accepted=accepted, last_seq=last_seq)
+        return JSONResponse(json.loads(reply.model_dump_json()))
 
     def app(self) -> Starlette:
         return Starlette(routes=[
@@ -167,6 +179,7 @@ async def test_agent_announces_follows_commands_and_streams_events(
         return [t for e in events() if isinstance(e, LogLines) for t in e.lines]
 
     await fake.wait(lambda: "RUNNING" in states() and len(lines()) == 3)
+    assert fake.uploads_ended == 0  # all of it arrived on one upload that is still open
     assert lines()[0].endswith("Z hello 0")
     first_log = next(e for e in events() if isinstance(e, LogLines))
     assert first_log.instance_id == "i1" and first_log.first_seq == 1
@@ -183,3 +196,80 @@ async def test_agent_announces_follows_commands_and_streams_events(
     assert {b.run_id for b in fake.batches} == {announce.run_id}
     stop.set()
     await asyncio.wait_for(agent, 10)
+
+
+class Cable:
+    """A TCP forwarder between the agent and the api that can be cut: :meth:`cut` drops every
+    connection and refuses new ones (the api is down or the network is), :meth:`mend` lets
+    them through again."""
+
+    def __init__(self, target_port: int) -> None:
+        self.target_port = target_port
+        self.port = _free_port()
+        self._server: asyncio.Server | None = None
+        self._writers: set[asyncio.StreamWriter] = set()
+
+    async def mend(self) -> None:
+        self._server = await asyncio.start_server(self._handle, "127.0.0.1", self.port)
+
+    async def cut(self) -> None:
+        assert self._server is not None
+        self._server.close()
+        for writer in list(self._writers):
+            writer.transport.abort()
+        await self._server.wait_closed()
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.target_port)
+        self._writers |= {writer, up_writer}
+
+        async def pipe(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
+            try:
+                while data := await src.read(65536):
+                    dst.write(data)
+                    await dst.drain()
+            except ConnectionError:
+                pass
+            finally:
+                dst.transport.abort()
+
+        await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
+        self._writers -= {writer, up_writer}
+
+
+async def test_lines_written_while_the_api_is_down_arrive_once_when_it_is_back(
+    api: tuple[FakeApi, str], tmp_path: Path,
+) -> None:
+    fake, url = api
+    fake.drop_stream_after_first = False
+    cable = Cable(int(url.rsplit(":", 1)[1]))
+    await cable.mend()
+    settings = AgentSettings(home=tmp_path, api_url=f"http://127.0.0.1:{cable.port}",
+                             agent_token=TOKEN, agent_host="vps1", heartbeat_interval=0.2)
+    stop = asyncio.Event()
+    agent = asyncio.create_task(serve(settings, stop))
+    spec = ProcessSpec(argv=python_bot("import time\nfor i in range(1, 61):\n"
+                                       "    print('line', i, flush=True); time.sleep(0.05)\n"
+                                       "time.sleep(60)"),
+                       startsecs=0.1, stop_ladder=[StopStep(signal="SIGKILL", timeout=5)])
+    fake.push(ApplyCommand(instance_id="i1", generation=1, desired="running", spec=spec))
+
+    def lines() -> list[str]:
+        return [t.split(" ", 1)[1] for b in fake.batches for e in b.events
+                if isinstance(e, LogLines) for t in e.lines]
+
+    try:
+        await fake.wait(lambda: len(lines()) >= 5)
+        await cable.cut()  # in the middle of an upload
+        assert len(lines()) < 60
+        await asyncio.sleep(1.5)  # the bot goes on writing
+        await cable.mend()
+        await fake.wait(lambda: len(lines()) >= 60, timeout=30)
+        assert lines() == [f"line {i}" for i in range(1, 61)]  # none lost, none twice
+        assert fake.resent > 0  # batches of the broken upload were sent again, and ignored
+        seqs = [b.seq for b in fake.batches]
+        assert seqs == list(range(1, len(seqs) + 1))
+    finally:
+        stop.set()
+        await asyncio.wait_for(agent, 10)
+        await cable.cut()

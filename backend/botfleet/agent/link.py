@@ -1,25 +1,25 @@
-"""The agent's dial-in link to the api (protocol in :mod:`botfleet.protocol`).
+"""The agent's dial-in link to the api (protocol in :mod:`botfleet.protocol`), on httpx.
 
-Over two keep-alive HTTP/1.1 connections (:class:`~botfleet.agent.http.HttpConnection`,
-``Authorization: Bearer <token>``): one for announce and event batches, one for the command
-stream.
+One :class:`httpx.AsyncClient` (``Authorization: Bearer <token>``, keep-alive pool):
 
 - announce: ``POST /api/v1/agent/announce`` with a snapshot; retried with backoff (a 401, a
   wrong token, is logged as such and retried every 30 s). Done at start and whenever the api
   asks for it (401/409) or could not be reached.
-- commands: ``GET /api/v1/agent/commands`` (SSE) with ``Last-Event-ID`` = the last command id
-  handled in this process (after the first announce: ``AnnounceReply.resume_from``); each
-  ``command`` event is applied to the :class:`~botfleet.agent.supervisor.Supervisor`.
-  Reconnects with jittered backoff (cap 5 s). A 409 (position unknown to the api) re-announces
-  and resumes from the new ``resume_from``; a 401 re-announces and keeps the position.
-- events: ``POST /api/v1/agent/events`` with :class:`~botfleet.protocol.EventBatch` es, at
-  most one in flight, capped at ``BATCH_LINES`` log lines. When to send (:class:`Batching`):
-  at once after a quiet spell, else once the oldest waiting event has waited ``max_wait``
-  seconds, so a busy host sends a few dozen batches a second and no line waits longer than
-  that (or than the batch before it took). A failed batch is retried as is (same ``seq``).
-  State changes wait in an unbounded queue until a batch holding them is acknowledged; log
-  lines wait in the supervisor's bounded queues (overflow counted as ``dropped``); metrics keep
-  only the latest.
+- commands: ``GET /api/v1/agent/commands``, read with httpx-sse, with ``Last-Event-ID`` = the
+  last command id handled in this process (after the first announce:
+  ``AnnounceReply.resume_from``); each ``command`` event is applied to the
+  :class:`~botfleet.agent.supervisor.Supervisor`. Reconnects with jittered backoff (cap 5 s).
+  A 409 (position unknown to the api) re-announces and resumes from the new ``resume_from``;
+  a 401 re-announces and keeps the position.
+- events: ONE long-lived chunked ``POST /api/v1/agent/events`` whose body is NDJSON, one
+  :class:`~botfleet.protocol.EventBatch` per line, written when the :class:`Outbox` says a
+  batch is due (a socket write per batch, not a request: the api takes each line as it
+  arrives). The agent ends the upload after ``UPLOAD_SPAN`` seconds or ``UPLOAD_BYTES`` bytes;
+  the reply's ``last_seq`` acknowledges what the api holds. Batches not yet acknowledged are
+  kept (as sent) and written again at the start of the next upload after a failure; the api
+  ignores those it had already taken (same run_id, seq). State changes wait in the outbox's
+  unbounded queue until they are in a batch; log lines wait in the supervisor's bounded
+  queues (overflow counted as ``dropped``); metrics keep only the latest.
 
 Bots never wait for any of this (invariant 3).
 """
@@ -28,18 +28,29 @@ from __future__ import annotations
 
 import asyncio
 import random
+import ssl
+import sys
 import uuid
 from collections import deque
+from collections.abc import AsyncIterator
 
 import structlog
 from pydantic import TypeAdapter, ValidationError
 
-import botfleet
-from botfleet.agent.http import HttpConnection, HttpError
-from botfleet.agent.metrics import host_metrics
-from botfleet.agent.sse import SSEDecoder
-from botfleet.agent.supervisor import Supervisor
-from botfleet.protocol import (
+# httpx/__init__ imports its command-line client (httpx._main) when rich, click and pygments
+# are installed (a server venv): ~6 MiB the agent never uses. A None entry in sys.modules
+# makes that import raise ImportError (Python's import system, "The module cache"), which
+# httpx catches: its CLI entry point then prints how to install it. Only in this process.
+sys.modules.setdefault("httpx._main", None)  # type: ignore[arg-type]
+
+import httpx  # noqa: E402
+from httpx_sse import SSEError, aconnect_sse  # noqa: E402
+
+import botfleet  # noqa: E402
+from botfleet.agent.metrics import host_metrics  # noqa: E402
+from botfleet.agent.outbox import Batching, Outbox  # noqa: E402
+from botfleet.agent.supervisor import Supervisor  # noqa: E402
+from botfleet.protocol import (  # noqa: E402
     AgentEvent,
     Announce,
     AnnounceReply,
@@ -47,9 +58,8 @@ from botfleet.protocol import (
     EventBatch,
     EventBatchReply,
     MetricsEvent,
-    StateChange,
 )
-from botfleet.settings import AgentSettings
+from botfleet.settings import AgentSettings  # noqa: E402
 
 __all__ = ["BATCH_LINES", "Backoff", "Batching", "Link", "Outbox"]
 
@@ -59,6 +69,9 @@ BATCH_LINES = 5_000
 BATCH_STATES = 1_000
 UNAUTHORIZED_RETRY = 30.0
 COMMAND_READ_TIMEOUT = 60.0  # the api pings every 15 s
+UPLOAD_SPAN = 30.0  # seconds one event upload stays open
+UPLOAD_BYTES = 8 * 2**20  # ... or bytes it carries (the api takes up to 256 MiB)
+TIMEOUT = httpx.Timeout(10.0)
 _COMMAND = TypeAdapter(Command)
 
 
@@ -78,51 +91,6 @@ class Backoff:
         self._n = 0
 
 
-class Batching:
-    """When the next event batch goes (times in seconds, on the event loop's clock).
-
-    ``quiet``: the first event after this long without a send goes at once (a lone line is
-    not held back). Otherwise the batch goes ``max_wait`` after its oldest event arrived, so
-    a steady flow is sent in batches (fewer POSTs: each costs the agent far more CPU than a
-    line) and no event waits longer than ``max_wait`` (or than the batch in flight takes).
-    The line -> SSE client budget is 50 ms p99 and the api's own hop takes most of the rest.
-    """
-
-    def __init__(self, max_wait: float = 0.025, quiet: float = 0.1) -> None:
-        self.max_wait, self.quiet = max_wait, quiet
-
-    def send_at(self, oldest: float, last_send: float) -> float:
-        """When to send a batch whose oldest event arrived at ``oldest``, the previous batch
-        having been sent at ``last_send``."""
-        return oldest if oldest - last_send >= self.quiet else oldest + self.max_wait
-
-
-class Outbox:
-    """Events waiting for the api. ``add_state`` and ``wake`` are the supervisor's
-    ``on_event``/``on_output`` callbacks. ``since``: when the oldest waiting event arrived
-    (event loop clock; None when nothing waits). Create it inside the running event loop."""
-
-    def __init__(self) -> None:
-        self.states: deque[StateChange] = deque()
-        self.metrics: MetricsEvent | None = None
-        self.since: float | None = None
-        self.ready = asyncio.Event()
-        self._loop = asyncio.get_running_loop()
-
-    def add_state(self, event: StateChange) -> None:
-        self.states.append(event)
-        self.wake()
-
-    def wake(self) -> None:
-        if self.since is None:
-            self.since = self._loop.time()
-            self.ready.set()
-
-    def set_metrics(self, event: MetricsEvent) -> None:
-        self.metrics = event
-        self.wake()
-
-
 class _Reannounce(Exception):
     def __init__(self, reason: str, *, reset_position: bool = False) -> None:
         super().__init__(reason)
@@ -133,45 +101,49 @@ class Link:
     """Runs the dial-in loops until cancelled. ``run_id`` is fresh per Link (per agent
     process); ``last_command_id`` is the resume position of the command stream."""
 
-    def __init__(
-        self,
-        settings: AgentSettings,
-        supervisor: Supervisor,
-        outbox: Outbox,
-        *,
-        batching: Batching | None = None,
-    ) -> None:
+    def __init__(self, settings: AgentSettings, supervisor: Supervisor, outbox: Outbox) -> None:
         self.settings = settings
-        self.batching = batching or Batching()
         self.supervisor = supervisor
         self.outbox = outbox
         self.run_id = uuid.uuid4().hex
         self.host_id: str | None = None
         self.last_command_id: str | None = None
         self._seq = 0
-        self._inflight: EventBatch | None = None
+        self._unacked: deque[tuple[int, bytes]] = deque()  # (seq, NDJSON line) as sent
+        self._unacked_bytes = 0
         self._announced = asyncio.Event()
         self._announce_wanted = asyncio.Event()
         self._announce_wanted.set()
 
-    async def run(self) -> None:
-        """Announce, follow commands, send events and metrics, forever (cancel to stop)."""
+    def _client(self) -> httpx.AsyncClient:
+        """Raises ValueError for a token that cannot be a header value."""
         token = self.settings.agent_token.strip()
-        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        if any(c in token for c in "\r\n\0"):
+            raise ValueError("BOTFLEET_AGENT_TOKEN holds a line break or NUL: copy the host's "
+                             "token again (it is shown when the host is created)")
         if not token:
             log.error("BOTFLEET_AGENT_TOKEN is not set: the api will refuse this agent until "
                       "it is (the host's token is shown when the host is created)")
-        posts = HttpConnection(self.settings.api_url, headers)
-        stream = HttpConnection(self.settings.api_url, headers)
-        try:
-            async with asyncio.TaskGroup() as group:
-                group.create_task(self._announce_loop(posts), name="announce")
-                group.create_task(self._command_loop(stream), name="commands")
-                group.create_task(self._event_loop(posts), name="events")
-                group.create_task(self._metrics_loop(), name="metrics")
-        finally:
-            posts.close()
-            stream.close()
+        # httpx builds a TLS context for every client, by default with certifi's CA bundle
+        # (~1 MiB of RSS). For an http:// api it is never used: give it one without CAs,
+        # which would refuse any certificate (CERT_REQUIRED, check_hostname) if it ever were.
+        https = self.settings.api_url.lower().startswith("https://")
+        return httpx.AsyncClient(
+            base_url=self.settings.api_url,
+            verify=True if https else ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT),
+            headers={"Authorization": f"Bearer {token}"} if token else {},
+            timeout=TIMEOUT,
+            limits=httpx.Limits(max_connections=4, max_keepalive_connections=3),
+        )
+
+    async def run(self) -> None:
+        """Announce, follow commands, send events and metrics, forever (cancel to stop).
+        Raises ValueError for a token that cannot be sent."""
+        async with self._client() as client, asyncio.TaskGroup() as group:
+            group.create_task(self._announce_loop(client), name="announce")
+            group.create_task(self._command_loop(client), name="commands")
+            group.create_task(self._upload_loop(client), name="events")
+            group.create_task(self._metrics_loop(), name="metrics")
 
     def _reannounce(self, reason: str, *, reset_position: bool = False) -> None:
         if self._announced.is_set():
@@ -183,7 +155,7 @@ class Link:
 
     # -- announce ------------------------------------------------------------------------------
 
-    async def _announce_loop(self, conn: HttpConnection) -> None:
+    async def _announce_loop(self, client: httpx.AsyncClient) -> None:
         backoff = Backoff(0.2, 5.0)
         while True:
             await self._announce_wanted.wait()
@@ -196,26 +168,27 @@ class Link:
                 metrics=host_metrics(self.supervisor.layout.root),
             )
             try:
-                status, content = await conn.request(
-                    "POST", "/api/v1/agent/announce", body.model_dump_json().encode())
-            except HttpError as exc:
+                response = await client.post(
+                    "/api/v1/agent/announce", content=body.model_dump_json(),
+                    headers={"Content-Type": "application/json"})
+            except httpx.TransportError as exc:
                 delay = backoff.next()
-                log.warning("api unreachable", url=self.settings.api_url, error=str(exc),
+                log.warning("api unreachable", url=self.settings.api_url, error=repr(exc),
                             retry_in=round(delay, 2))
                 await asyncio.sleep(delay)
                 continue
-            if status == 401:
+            if response.status_code == 401:
                 log.error("api refused the agent token (401): check BOTFLEET_AGENT_TOKEN for "
                           "this host", host=self.settings.agent_host, retry_in=UNAUTHORIZED_RETRY)
                 await asyncio.sleep(UNAUTHORIZED_RETRY)
                 continue
-            if status != 200:
+            if response.status_code != 200:
                 delay = backoff.next()
-                log.warning("announce failed", status=status,
-                            body=content[:500].decode(errors="replace"), retry_in=round(delay, 2))
+                log.warning("announce failed", status=response.status_code,
+                            body=response.text[:500], retry_in=round(delay, 2))
                 await asyncio.sleep(delay)
                 continue
-            reply = AnnounceReply.model_validate_json(content)
+            reply = AnnounceReply.model_validate_json(response.content)
             backoff.reset()
             self.host_id = reply.host_id
             if self.last_command_id is None:
@@ -227,29 +200,30 @@ class Link:
 
     # -- commands ------------------------------------------------------------------------------
 
-    async def _command_loop(self, conn: HttpConnection) -> None:
+    async def _command_loop(self, client: httpx.AsyncClient) -> None:
         backoff = Backoff(0.1, 5.0)
         while True:
             await self._announced.wait()
             try:
-                reason = await self._follow_commands(conn, backoff)
+                reason = await self._follow_commands(client, backoff)
             except _Reannounce as exc:
                 self._reannounce(str(exc), reset_position=exc.reset_position)
                 continue
-            except HttpError as exc:
-                reason = str(exc)
-                self._reannounce(f"api unreachable: {exc}")
+            except (httpx.TransportError, SSEError) as exc:
+                reason = repr(exc)
+                self._reannounce(f"command stream failed: {exc!r}")
             delay = backoff.next()
             log.info("command stream reconnecting", reason=reason, retry_in=round(delay, 2))
             await asyncio.sleep(delay)
 
-    async def _follow_commands(self, conn: HttpConnection, backoff: Backoff) -> str:
-        """Follow the stream until it ends; returns why. Raises HttpError, _Reannounce."""
-        headers = [("Accept", "text/event-stream"), ("Cache-Control", "no-store")]
-        if self.last_command_id:
-            headers.append(("Last-Event-ID", self.last_command_id))
-        try:
-            status = await conn.open("GET", "/api/v1/agent/commands", headers)
+    async def _follow_commands(self, client: httpx.AsyncClient, backoff: Backoff) -> str:
+        """Follow the stream until it ends; returns why. Raises httpx.TransportError,
+        SSEError (not an event stream), _Reannounce."""
+        headers = {"Last-Event-ID": self.last_command_id} if self.last_command_id else {}
+        timeout = httpx.Timeout(10.0, read=COMMAND_READ_TIMEOUT)
+        async with aconnect_sse(client, "GET", "/api/v1/agent/commands", headers=headers,
+                                timeout=timeout) as source:
+            status = source.response.status_code
             if status in (401, 409):
                 raise _Reannounce(f"command stream answered {status}",
                                   reset_position=status == 409)
@@ -257,28 +231,25 @@ class Link:
                 return f"command stream answered {status}"
             backoff.reset()
             log.info("following commands", last_id=self.last_command_id)
-            decoder = SSEDecoder()
-            while (chunk := await conn.receive(COMMAND_READ_TIMEOUT)) is not None:
-                for sse in decoder.feed(chunk):
-                    if sse.event != "command":
-                        continue
-                    try:
-                        command = _COMMAND.validate_json(sse.data)
-                    except ValidationError as exc:
-                        log.error("unreadable command skipped", id=sse.id, error=str(exc))
-                    else:
-                        await self.supervisor.apply(command)
-                    if sse.id:
-                        self.last_command_id = sse.id
-            return "command stream ended"
-        finally:
-            conn.close()  # a stream is not reused: the next one opens a new connection
+            async for sse in source.aiter_sse():
+                if sse.event != "command":
+                    continue
+                try:
+                    command = _COMMAND.validate_json(sse.data)
+                except ValidationError as exc:
+                    log.error("unreadable command skipped", id=sse.id, error=str(exc))
+                else:
+                    await self.supervisor.apply(command)
+                if sse.id:
+                    self.last_command_id = sse.id
+        return "command stream ended"
 
     # -- events --------------------------------------------------------------------------------
 
-    def _build_batch(self) -> EventBatch | None:
+    def _build_batch(self) -> bytes | None:
+        """The next batch as one NDJSON line (kept until acknowledged), or None if nothing
+        waits."""
         outbox = self.outbox
-        outbox.since = None
         events: list[AgentEvent] = []
         states = outbox.states
         while states and len(events) < BATCH_STATES:
@@ -288,53 +259,63 @@ class Link:
             outbox.metrics = None
         events.extend(self.supervisor.take_logs(BATCH_LINES))
         if states or self.supervisor.logs_pending:
-            outbox.wake()  # more than one batch holds: the rest goes next
+            outbox.more()  # more than one batch holds: the rest goes next
         if not events:
             return None
         self._seq += 1
-        return EventBatch.model_construct(run_id=self.run_id, seq=self._seq, events=events)
+        batch = EventBatch.model_construct(run_id=self.run_id, seq=self._seq, events=events)
+        line = batch.model_dump_json().encode() + b"\n"
+        self._unacked.append((self._seq, line))
+        self._unacked_bytes += len(line)
+        return line
 
-    async def _event_loop(self, conn: HttpConnection) -> None:
-        backoff = Backoff(0.1, 5.0)
+    def _acknowledge(self, last_seq: int) -> None:
+        while self._unacked and self._unacked[0][0] <= last_seq:
+            self._unacked_bytes -= len(self._unacked.popleft()[1])
+
+    async def _upload_body(self) -> AsyncIterator[bytes]:
+        """One upload's body: the batches kept from a failed upload, then each new batch
+        when it is due, until UPLOAD_SPAN seconds or UPLOAD_BYTES bytes."""
         loop = asyncio.get_running_loop()
-        outbox = self.outbox
-        last_send = float("-inf")
+        end = loop.time() + UPLOAD_SPAN
+        sent = 0
+        for _, line in list(self._unacked):
+            sent += len(line)
+            yield line
+        while sent < UPLOAD_BYTES and await self.outbox.due(end):
+            line = self._build_batch()
+            if line is not None:
+                sent += len(line)
+                yield line
+
+    async def _upload_loop(self, client: httpx.AsyncClient) -> None:
+        backoff = Backoff(0.1, 5.0)
         while True:
-            if self._inflight is None:
-                if outbox.since is None:
-                    outbox.ready.clear()
-                    await outbox.ready.wait()
-                    continue
-                wait = self.batching.send_at(outbox.since, last_send) - loop.time()
-                if wait > 0:
-                    await asyncio.sleep(wait)
-                self._inflight = self._build_batch()
-                if self._inflight is None:
-                    continue
             await self._announced.wait()
-            last_send = loop.time()
+            if not self._unacked:
+                await self.outbox.due(float("inf"), peek=True)  # no idle upload open
             try:
-                status, content = await conn.request(
-                    "POST", "/api/v1/agent/events", self._inflight.model_dump_json().encode())
-            except HttpError as exc:
+                response = await client.post(
+                    "/api/v1/agent/events", content=self._upload_body(),
+                    headers={"Content-Type": "application/x-ndjson"})
+            except httpx.TransportError as exc:
                 delay = backoff.next()
-                log.warning("events not sent", error=str(exc), retry_in=round(delay, 2))
+                log.warning("event upload failed", error=repr(exc), retry_in=round(delay, 2),
+                            kept_batches=len(self._unacked))
                 await asyncio.sleep(delay)
                 continue
-            if status in (401, 409):
-                self._reannounce(f"events answered {status}")
+            if response.status_code in (401, 409):
+                self._reannounce(f"event upload answered {response.status_code}")
                 continue
-            if status != 200:
+            if response.status_code != 200:
                 delay = backoff.next()
-                log.warning("events refused", status=status,
-                            body=content[:500].decode(errors="replace"), retry_in=round(delay, 2))
+                log.warning("event upload refused", status=response.status_code,
+                            body=response.text[:500], retry_in=round(delay, 2))
                 await asyncio.sleep(delay)
                 continue
-            reply = EventBatchReply.model_validate_json(content)
-            if not reply.accepted:
-                log.debug("batch was a duplicate", seq=self._inflight.seq)
+            reply = EventBatchReply.model_validate_json(response.content)
+            self._acknowledge(reply.last_seq)
             backoff.reset()
-            self._inflight = None
 
     async def _metrics_loop(self) -> None:
         root = self.supervisor.layout.root

@@ -9,7 +9,8 @@ import signal
 
 import structlog
 
-from botfleet.agent.link import Link, Outbox
+from botfleet.agent.link import Link
+from botfleet.agent.outbox import Outbox
 from botfleet.agent.supervisor import Supervisor
 from botfleet.logs import configure_logging
 from botfleet.settings import AgentSettings

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from litestar import Controller, Request, get, post
-from litestar.params import Parameter
+from litestar.params import HeaderParameter
 from pydantic import TypeAdapter
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -16,13 +16,15 @@ from botfleet.api.sse import follow_stream, resume_id, sse_response
 from botfleet.db.models import Host
 from botfleet.fleet import agents, streams
 from botfleet.fleet.errors import Invalid
-from botfleet.protocol import Announce, AnnounceReply, EventBatch, EventBatchReply
+from botfleet.protocol import Announce, AnnounceReply, EventBatchReply
 from botfleet.settings import Settings
 
 __all__ = ["AgentController"]
 
 _announce = TypeAdapter(Announce)
-_batch = TypeAdapter(EventBatch)
+#: An upload is ended by the agent every few MiB (agent/link.py, UPLOAD_BYTES); this bounds
+#: what one request may carry (litestar's default is 10 MB per request).
+UPLOAD_MAX_BYTES = 256 * 2**20
 
 
 def _command(entry_id: str, fields: dict[str, str]) -> ServerSentEvent:
@@ -47,16 +49,18 @@ class AgentController(Controller):
             raise Invalid(f"this token belongs to host {agent_host.name!r}, not {message.host!r}", key="host")
         return await agents.announce(session, redis, settings, await self._host(session, agent_host), message)
 
-    @post("/events", operation_id="agentEvents", status_code=200)
+    @post("/events", operation_id="agentEvents", status_code=200,
+          request_max_body_size=UPLOAD_MAX_BYTES)
     async def events(self, request: Request[Any, Any, Any], session: AsyncSession, redis: Redis,
                      settings: Settings, agent_host: Host) -> EventBatchReply:
-        batch = _batch.validate_json(await request.body())
-        return await agents.take_batch(session, redis, settings, agent_host.id, batch)
+        """Event batches as NDJSON (one protocol.EventBatch per line), taken as they arrive
+        on a long-lived chunked upload; the reply comes when the agent ends it."""
+        return await agents.take_upload(session, redis, settings, agent_host.id, request.stream())
 
     @get("/commands", operation_id="agentCommands")
     async def commands(self, request: Request[Any, Any, Any], session: AsyncSession, redis: Redis,
                        settings: Settings, agent_host: Host,
-                       last_event_id: str | None = Parameter(header="Last-Event-ID", default=None)) -> EventSourceResponse:
+                       last_event_id: str | None = HeaderParameter(name="Last-Event-ID", default=None)) -> EventSourceResponse:
         """SSE of commands for this host (``event: command``, ``data`` = a protocol.Command)."""
         await session.close()
         after = resume_id(last_event_id, "$")

@@ -1,13 +1,16 @@
 """The controller side of the agent protocol (:mod:`botfleet.protocol`): announces, event
-batches, and the command stream an agent follows.
+batches (one per request or many on one streamed upload), and the command stream an agent
+follows.
 """
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterable
 from datetime import timedelta
 from typing import Any
 
 import structlog
+from pydantic import TypeAdapter, ValidationError
 from redis.asyncio import Redis
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -16,7 +19,7 @@ from botfleet.db.models import Event, Host, Instance, utcnow
 from botfleet.fleet import metrics as host_metrics
 from botfleet.fleet import streams
 from botfleet.fleet.accounts import notify_hosts
-from botfleet.fleet.errors import Conflict, NotFound
+from botfleet.fleet.errors import Conflict, Invalid, NotFound
 from botfleet.fleet.events import publish_event, publish_events, record_event
 from botfleet.fleet.instances import apply_commands
 from botfleet.protocol import (
@@ -32,9 +35,11 @@ from botfleet.protocol import (
 )
 from botfleet.settings import Settings
 
-__all__ = ["announce", "mark_offline_hosts", "take_batch"]
+__all__ = ["announce", "mark_offline_hosts", "take_batch", "take_upload"]
 
 log = structlog.get_logger(__name__)
+
+_BATCH = TypeAdapter(EventBatch)
 
 
 def _apply_state(instance: Instance, change: StateChange | Any) -> None:
@@ -95,10 +100,66 @@ async def announce(
     return AnnounceReply(host_id=host.id, server_time=now, resume_from=resume_from)
 
 
+async def take_upload(
+    session: AsyncSession, redis: Redis, settings: Settings, host_id: str,
+    body: AsyncIterable[bytes],
+) -> EventBatchReply:
+    """Take an agent's upload as it arrives: ``body`` is NDJSON (``application/x-ndjson``), one
+    :class:`EventBatch` per line, pieces split anywhere; a body of one batch without a line
+    end is one batch too. Each batch is applied with :func:`take_batch` as soon as its line is
+    complete, so a line reaches its readers while the upload goes on. Returns how many batches
+    were new and the highest ``seq`` of the run taken so far (``last_seq``): the agent forgets
+    what it kept for a resend up to it.
+
+    A line that is not an EventBatch does not end the upload early (the agent is still
+    sending): what follows it is read and dropped, what preceded it stays taken, and the
+    error is raised once the body has ended.
+
+    Raises:
+        Invalid: line N is not an EventBatch (nothing after it was taken).
+        NotFound: the host is gone.
+    """
+    accepted, run_id, error = 0, None, None
+    pending = bytearray()
+    number = 0
+
+    async def take(line: bytes) -> None:
+        nonlocal accepted, run_id, error, number
+        number += 1
+        if error is not None or not line.strip():
+            return
+        try:
+            batch = _BATCH.validate_json(line)
+        except ValidationError as exc:
+            error = Invalid(f"line {number} of the event upload is not an EventBatch: "
+                            f"{str(exc)[:500]}", key="events")
+            return
+        run_id = batch.run_id
+        try:
+            accepted += await take_batch(session, redis, settings, host_id, batch)
+        except NotFound as exc:
+            error = exc
+
+    async for piece in body:
+        pending += piece
+        if b"\n" not in piece:
+            continue
+        lines = pending.split(b"\n")
+        pending = bytearray(lines.pop())
+        for line in lines:
+            await take(line)
+    await take(bytes(pending))
+    if error is not None:
+        raise error
+    last = await redis.hget(streams.agent_batches(host_id), run_id) if run_id else None
+    return EventBatchReply(accepted=accepted, last_seq=int(last or 0))
+
+
 async def take_batch(
     session: AsyncSession, redis: Redis, settings: Settings, host_id: str, batch: EventBatch
-) -> EventBatchReply:
-    """Apply one event batch from an agent, exactly once per (run_id, seq).
+) -> bool:
+    """Apply one event batch from an agent, exactly once per (run_id, seq); returns False when
+    it had already been taken (a resend), True otherwise.
 
     State changes update the instance rows and become ``instance.state`` events; log lines go
     to the instances' log streams; metrics update the host and mark it seen and online. A
@@ -113,7 +174,7 @@ async def take_batch(
     dedupe = streams.agent_batches(host_id)
     last = await redis.hget(dedupe, batch.run_id)
     if last is not None and int(last) >= batch.seq:
-        return EventBatchReply(accepted=False)
+        return False
     changes = [e for e in batch.events if isinstance(e, StateChange)]
     metrics = [e for e in batch.events if isinstance(e, MetricsEvent)]
     events: list[Event] = []
@@ -149,7 +210,7 @@ async def take_batch(
         pipe.expire(dedupe, 7 * 24 * 3600)
         await pipe.execute()
     await publish_events(redis, events, maxlen=settings.events_stream_maxlen)
-    return EventBatchReply(accepted=True)
+    return True
 
 
 async def _take_state_changes(session: AsyncSession, host_id: str, changes: list[StateChange]) -> list[Event]:

@@ -998,7 +998,8 @@ export interface components {
         };
         /** EventBatchReply */
         EventBatchReply: {
-            accepted: boolean;
+            accepted: number;
+            last_seq: number;
         };
         /** EventOut */
         EventOut: {
