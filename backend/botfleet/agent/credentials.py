@@ -25,11 +25,12 @@ import asyncio
 import contextlib
 import json
 import os
+import ssl
 from pathlib import Path
 
+import httpx
 import structlog
 
-from botfleet.agent.http import HttpConnection, HttpError
 from botfleet.agent.layout import SpecError, StateLayout
 from botfleet.protocol import CredentialsCommand, HostCredentials
 from botfleet.settings import AgentSettings
@@ -41,6 +42,7 @@ log = structlog.get_logger(__name__)
 FILE_NAME = "api-keys.json"
 PATH = "/api/v1/agent/credentials"
 RETRY_INITIAL, RETRY_MAX = 1.0, 30.0  # seconds between failed fetches (doubling)
+FETCH_TIMEOUT = 10.0  # seconds
 
 
 def write_private(path: Path, data: bytes) -> None:
@@ -106,7 +108,7 @@ class Credentials:
         self.close()
         try:
             return await self.refresh()
-        except (HttpError, OSError, ValueError) as exc:
+        except (httpx.HTTPError, OSError, ValueError) as exc:
             log.warning("credentials not fetched; retrying", error=str(exc), retry_in=RETRY_INITIAL)
             self._retry = asyncio.get_running_loop().create_task(self._retry_loop(), name="credentials")
             return False
@@ -118,23 +120,27 @@ class Credentials:
             try:
                 await self.refresh()
                 return
-            except (HttpError, OSError, ValueError) as exc:
+            except (httpx.HTTPError, OSError, ValueError) as exc:
                 delay = min(RETRY_MAX, delay * 2)
                 log.warning("credentials not fetched; retrying", error=str(exc), retry_in=delay)
 
     async def refresh(self) -> bool:
-        """Fetch the host's accounts and write them. Raises HttpError (api unreachable),
-        ValueError (refused or unreadable answer), OSError (disk)."""
+        """Fetch the host's accounts and write them. Raises httpx.HTTPError (api
+        unreachable), ValueError (refused or unreadable answer), OSError (disk)."""
         async with self._lock:
-            conn = HttpConnection(self.settings.api_url,
-                                  {"Authorization": f"Bearer {self.settings.agent_token.strip()}"})
-            try:
-                status, content = await conn.request("GET", PATH, b"")
-            finally:
-                conn.close()
-            if status != 200:
-                raise ValueError(f"GET {PATH} answered {status}: {content[:300].decode(errors='replace')}")
-            self.write(HostCredentials.model_validate_json(content))
+            api_url = self.settings.api_url
+            # A fetch is rare (the set changed): a client for it alone, with the link's TLS
+            # choice (no CA bundle loaded for an http:// api; see agent/link.py).
+            https = api_url.lower().startswith("https://")
+            async with httpx.AsyncClient(
+                base_url=api_url, timeout=FETCH_TIMEOUT,
+                verify=True if https else ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT),
+                headers={"Authorization": f"Bearer {self.settings.agent_token.strip()}"},
+            ) as client:
+                response = await client.get(PATH)
+            if response.status_code != 200:
+                raise ValueError(f"GET {PATH} answered {response.status_code}: {response.text[:300]}")
+            self.write(HostCredentials.model_validate_json(response.content))
             return True
 
     def write(self, creds: HostCredentials) -> None:
