@@ -14,9 +14,9 @@ def configure_logging(level: str = "info", fmt: str = "console") -> None:
     """Route structlog and the standard library's logging to stderr in one format.
 
     Tracebacks are plain Python ones: structlog's default, rich's renderer when rich is
-    installed (litestar brings it), loads rich and pygments at the first logged exception
-    (+3.8 MiB measured; the agent's target is <= 50 MB) and draws boxes into log files. In
-    JSON the traceback is the ``exception`` string field."""
+    installed (litestar brings it), draws boxes into log files. (structlog.dev imports rich and
+    pygments as soon as structlog is imported, +3.8 MiB; ``botfleet agent`` keeps them out,
+    see botfleet.cli.cmd_agent.) In JSON the traceback is the ``exception`` string field."""
     render: list[structlog.typing.Processor] = (
         [structlog.processors.format_exc_info, structlog.processors.JSONRenderer()]
         if fmt == "json"
