@@ -54,8 +54,7 @@ __all__ = ["main"]
 
 API = ("from botfleet.api.app import create_app; import uvicorn; "
        "uvicorn.run(create_app(), host='127.0.0.1', port={port}, log_level='warning')")
-AGENT = ("from botfleet.agent.main import run_agent; from botfleet.settings import AgentSettings; "
-         "run_agent(AgentSettings())")
+AGENT = "from botfleet.cli import main; main(['agent'])"  # as `botfleet agent` runs (botfleet up too)
 
 
 class Stack:

@@ -31,8 +31,7 @@ __all__ = ["Botfleet"]
 CODE = {
     "api": "from botfleet.api.app import create_app; import uvicorn; "
            "uvicorn.run(create_app(), host='{host}', port={port}, log_level='warning')",
-    "agent": "from botfleet.agent.main import run_agent; from botfleet.settings import AgentSettings; "
-             "run_agent(AgentSettings())",
+    "agent": "from botfleet.cli import main; main(['agent'])",  # as `botfleet agent` runs
     "worker": "from botfleet.jobs.worker import run_worker; from botfleet.settings import Settings; "
               "run_worker(Settings())",
 }
