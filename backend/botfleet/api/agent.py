@@ -11,6 +11,7 @@ from pydantic import TypeAdapter
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncSession
 from sse_starlette import EventSourceResponse, ServerSentEvent
+from sse_starlette.sse import AppStatus
 
 from botfleet.api.sse import follow_stream, resume_id, sse_response
 from botfleet.db.models import Host
@@ -55,7 +56,10 @@ class AgentController(Controller):
                      settings: Settings, agent_host: Host) -> EventBatchReply:
         """Event batches as NDJSON (one protocol.EventBatch per line), taken as they arrive
         on a long-lived chunked upload; the reply comes when the agent ends it."""
-        return await agents.take_upload(session, redis, settings, agent_host.id, request.stream())
+        # sse-starlette's AppStatus.should_exit turns true when uvicorn is told to exit: the
+        # upload then ends at once instead of holding up the graceful shutdown.
+        return await agents.take_upload(session, redis, settings, agent_host.id, request.stream(),
+                                        stopping=lambda: AppStatus.should_exit)
 
     @get("/commands", operation_id="agentCommands")
     async def commands(self, request: Request[Any, Any, Any], session: AsyncSession, redis: Redis,

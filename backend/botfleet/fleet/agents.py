@@ -5,10 +5,11 @@ follows.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterable
+from collections.abc import AsyncIterable, Callable
 from datetime import timedelta
 from typing import Any
 
+import anyio
 import structlog
 from pydantic import TypeAdapter, ValidationError
 from redis.asyncio import Redis
@@ -102,7 +103,8 @@ async def announce(
 
 async def take_upload(
     session: AsyncSession, redis: Redis, settings: Settings, host_id: str,
-    body: AsyncIterable[bytes],
+    body: AsyncIterable[bytes], *, stopping: Callable[[], bool] = lambda: False,
+    poll: float = 0.5,
 ) -> EventBatchReply:
     """Take an agent's upload as it arrives: ``body`` is NDJSON (``application/x-ndjson``), one
     :class:`EventBatch` per line, pieces split anywhere; a body of one batch without a line
@@ -111,6 +113,11 @@ async def take_upload(
     were new and the highest ``seq`` of the run taken so far (``last_seq``): the agent forgets
     what it kept for a resend up to it.
 
+    ``stopping`` is checked every ``poll`` seconds: once it is true (the server shuts down)
+    reading ends, between two batches, and the reply goes at once, so an open upload never
+    holds up a server's graceful shutdown; the agent resends what was not taken to the next
+    server.
+
     A line that is not an EventBatch does not end the upload early (the agent is still
     sending): what follows it is read and dropped, what preceded it stays taken, and the
     error is raised once the body has ended.
@@ -118,9 +125,9 @@ async def take_upload(
     Raises:
         Invalid: line N is not an EventBatch (nothing after it was taken).
         NotFound: the host is gone.
+        Conflict: the host is marked offline (see :func:`take_batch`); raised at once.
     """
     accepted, run_id, error = 0, None, None
-    pending = bytearray()
     number = 0
 
     async def take(line: bytes) -> None:
@@ -136,19 +143,39 @@ async def take_upload(
             return
         run_id = batch.run_id
         try:
-            accepted += await take_batch(session, redis, settings, host_id, batch)
+            with anyio.CancelScope(shield=True):  # a batch is taken whole or not at all
+                accepted += await take_batch(session, redis, settings, host_id, batch)
         except NotFound as exc:
             error = exc
 
-    async for piece in body:
-        pending += piece
-        if b"\n" not in piece:
-            continue
-        lines = pending.split(b"\n")
-        pending = bytearray(lines.pop())
-        for line in lines:
-            await take(line)
-    await take(bytes(pending))
+    async def read(scope: anyio.CancelScope) -> None:
+        nonlocal failure
+        pending = bytearray()
+        try:
+            async for piece in body:
+                pending += piece
+                if b"\n" not in piece:
+                    continue
+                lines = pending.split(b"\n")
+                pending = bytearray(lines.pop())
+                for line in lines:
+                    await take(line)
+            await take(bytes(pending))
+        except Exception as exc:  # raised as it is below, not wrapped in the task group's
+            failure = exc
+        scope.cancel()  # the body ended (or failed): stop watching
+
+    async def watch() -> None:
+        while not stopping():
+            await anyio.sleep(poll)
+        group.cancel_scope.cancel()  # an unfinished line is resent by the agent
+
+    failure: Exception | None = None
+    async with anyio.create_task_group() as group:
+        group.start_soon(watch)
+        await read(group.cancel_scope)
+    if failure is not None:
+        raise failure
     if error is not None:
         raise error
     last = await redis.hget(streams.agent_batches(host_id), run_id) if run_id else None
