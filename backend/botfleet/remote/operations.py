@@ -62,14 +62,17 @@ print(json.dumps(out))
 _STOP_ALL = r"""
 import json, os, pathlib, signal, sys, time
 import psutil
-root = pathlib.Path(sys.argv[1]) / "instances"
+# The host's own botfleet reads its state documents (state.json + state.log), so the format
+# is read by the code that wrote it.
+from botfleet.agent.layout import StateLayout, StateStore
+layout = StateLayout(pathlib.Path(sys.argv[1]))
 groups = {}
-for state in sorted(root.glob("*/.botfleet/state.json")):
+for instance_id in sorted(layout.known_instance_ids()):
     try:
-        rec = json.loads(state.read_text()).get("process") or {}
+        rec = (StateStore(layout.instance(instance_id)).read() or {}).get("process") or {}
         p = psutil.Process(int(rec["pid"]))
         if p.status() != psutil.STATUS_ZOMBIE and abs(p.create_time() - float(rec["create_time"])) < 1:
-            groups[state.parent.parent.name] = int(rec["pgid"])
+            groups[instance_id] = int(rec["pgid"])
     except Exception:
         continue
 def alive(pgid):
