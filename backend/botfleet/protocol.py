@@ -49,11 +49,24 @@ __all__ = [
     "StateChange",
     "StopStep",
     "SyncCommand",
+    "COMMAND_PING",
+    "COMMAND_SILENCE",
     "PLACEHOLDERS",
     "PROTOCOL_VERSION",
 ]
 
-PROTOCOL_VERSION = 2  # 2: events as a streamed NDJSON upload, EventBatchReply.last_seq
+#: 2: events as a streamed NDJSON upload, EventBatchReply.last_seq; 3: command-stream pings
+#: every COMMAND_PING seconds, which the agent relies on to notice a dead link.
+PROTOCOL_VERSION = 3
+
+#: Seconds between the api's SSE pings on an agent's command stream.
+COMMAND_PING = 2.0
+#: Seconds without a byte on the command stream after which the agent takes its link as lost
+#: and dials again on new connections: a TCP connection through a cut network (or a dead SSH
+#: tunnel) stays open for many minutes, and after the cut its data waits for the kernel's
+#: retransmission backoff (up to tens of seconds). Below the api's offline limit
+#: (``BOTFLEET_HOST_OFFLINE_AFTER``, 10 s), so a host marked offline is already redialing.
+COMMAND_SILENCE = 3 * COMMAND_PING
 
 #: Placeholders an agent (or a job worker) replaces in ``ProcessSpec.argv``, ``cwd`` and
 #: ``env`` values by plain string replacement (never ``str.format``):

@@ -29,6 +29,7 @@ from botfleet.protocol import (
     ApplyCommand,
     EventBatch,
     EventBatchReply,
+    InstanceState,
     LogLines,
     MetricsEvent,
     ProcessSpec,
@@ -201,13 +202,20 @@ async def test_agent_announces_follows_commands_and_streams_events(
 class Cable:
     """A TCP forwarder between the agent and the api that can be cut: :meth:`cut` drops every
     connection and refuses new ones (the api is down or the network is), :meth:`mend` lets
-    them through again."""
+    them through again. :meth:`freeze` stops every open connection without closing it (what
+    a network cut looks like to TCP) while new connections go through."""
 
     def __init__(self, target_port: int) -> None:
         self.target_port = target_port
         self.port = _free_port()
+        self.connections = 0
         self._server: asyncio.Server | None = None
         self._writers: set[asyncio.StreamWriter] = set()
+        self._frozen: set[asyncio.Future[None]] = set()
+
+    def freeze(self) -> None:
+        for gate in self._frozen:
+            gate.cancel()
 
     async def mend(self) -> None:
         self._server = await asyncio.start_server(self._handle, "127.0.0.1", self.port)
@@ -220,8 +228,11 @@ class Cable:
         await self._server.wait_closed()
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.connections += 1
         up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.target_port)
         self._writers |= {writer, up_writer}
+        gate: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._frozen.add(gate)
 
         async def pipe(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
             try:
@@ -230,10 +241,14 @@ class Cable:
                     await dst.drain()
             except ConnectionError:
                 pass
-            finally:
-                dst.transport.abort()
+            dst.transport.abort()  # not when cancelled by a freeze: that leaves it open
 
-        await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
+        pipes = asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
+        await asyncio.wait({pipes, gate}, return_when=asyncio.FIRST_COMPLETED)
+        if gate.cancelled():  # frozen: neither side hears anything more, nothing is closed
+            pipes.cancel()
+            await asyncio.Event().wait()
+        self._frozen.discard(gate)
         self._writers -= {writer, up_writer}
 
 
@@ -269,6 +284,50 @@ async def test_lines_written_while_the_api_is_down_arrive_once_when_it_is_back(
         assert fake.resent > 0  # batches of the broken upload were sent again, and ignored
         seqs = [b.seq for b in fake.batches]
         assert seqs == list(range(1, len(seqs) + 1))
+    finally:
+        stop.set()
+        await asyncio.wait_for(agent, 10)
+        await cable.cut()
+
+
+async def test_a_silent_link_is_dropped_and_dialed_again_on_new_connections(
+    api: tuple[FakeApi, str], tmp_path: Path,
+) -> None:
+    """A network cut leaves TCP connections open with nothing arriving: the agent notices
+    the command stream's silence (no ping for protocol.COMMAND_SILENCE seconds), drops every
+    connection of that dial (the stuck event upload too) and dials again, announcing first
+    and resuming the command stream where it was; lines written meanwhile arrive once."""
+    fake, url = api
+    fake.drop_stream_after_first = False
+    cable = Cable(int(url.rsplit(":", 1)[1]))
+    await cable.mend()
+    settings = AgentSettings(home=tmp_path, api_url=f"http://127.0.0.1:{cable.port}",
+                             agent_token=TOKEN, agent_host="vps1", heartbeat_interval=0.2)
+    stop = asyncio.Event()
+    agent = asyncio.create_task(serve(settings, stop))
+    spec = ProcessSpec(argv=python_bot("import time\nfor i in range(1, 201):\n"
+                                       "    print('line', i, flush=True); time.sleep(0.05)\n"
+                                       "time.sleep(60)"),
+                       startsecs=0.1, stop_ladder=[StopStep(signal="SIGKILL", timeout=5)])
+    fake.push(ApplyCommand(instance_id="i1", generation=1, desired="running", spec=spec))
+
+    def lines() -> list[str]:
+        return [t.split(" ", 1)[1] for b in fake.batches for e in b.events
+                if isinstance(e, LogLines) for t in e.lines]
+
+    try:
+        await fake.wait(lambda: len(lines()) >= 5)
+        assert len(fake.announces) == 1 and fake.stream_headers == ["0-0"]
+        cable.freeze()
+        await fake.wait(lambda: len(fake.announces) == 2, timeout=60)
+        run_ids = {a.run_id for a in fake.announces}
+        assert len(run_ids) == 1  # the same agent run, dialing again
+        await fake.wait(lambda: len(fake.stream_headers) == 2)
+        assert fake.stream_headers[1] == "1-0"  # resumed after the command it had applied
+        assert [(i.instance_id, i.state) for i in fake.announces[1].instances] == [
+            ("i1", InstanceState.RUNNING)]  # the bot ran on, untouched by the link's loss
+        await fake.wait(lambda: len(lines()) >= 200, timeout=60)
+        assert lines() == [f"line {i}" for i in range(1, 201)]  # none lost, none twice
     finally:
         stop.set()
         await asyncio.wait_for(agent, 10)

@@ -25,12 +25,12 @@ import asyncio
 import contextlib
 import json
 import os
-import ssl
 from pathlib import Path
 
 import httpx
 import structlog
 
+from botfleet.agent.client import api_client
 from botfleet.agent.layout import SpecError, StateLayout
 from botfleet.protocol import CredentialsCommand, HostCredentials
 from botfleet.settings import AgentSettings
@@ -128,15 +128,7 @@ class Credentials:
         """Fetch the host's accounts and write them. Raises httpx.HTTPError (api
         unreachable), ValueError (refused or unreadable answer), OSError (disk)."""
         async with self._lock:
-            api_url = self.settings.api_url
-            # A fetch is rare (the set changed): a client for it alone, with the link's TLS
-            # choice (no CA bundle loaded for an http:// api; see agent/link.py).
-            https = api_url.lower().startswith("https://")
-            async with httpx.AsyncClient(
-                base_url=api_url, timeout=FETCH_TIMEOUT,
-                verify=True if https else ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT),
-                headers={"Authorization": f"Bearer {self.settings.agent_token.strip()}"},
-            ) as client:
+            async with api_client(self.settings, timeout=FETCH_TIMEOUT) as client:
                 response = await client.get(PATH)
             if response.status_code != 200:
                 raise ValueError(f"GET {PATH} answered {response.status_code}: {response.text[:300]}")

@@ -1,6 +1,7 @@
 """The agent's dial-in link to the api (protocol in :mod:`botfleet.protocol`), on httpx.
 
-One :class:`httpx.AsyncClient` (``Authorization: Bearer <token>``, keep-alive pool):
+One :class:`httpx.AsyncClient` per dial (:func:`~botfleet.agent.client.api_client`,
+keep-alive pool):
 
 - announce: ``POST /api/v1/agent/announce`` with a snapshot; retried with backoff (a 401, a
   wrong token, is logged as such and retried every 30 s). Done at start and whenever the api
@@ -8,9 +9,13 @@ One :class:`httpx.AsyncClient` (``Authorization: Bearer <token>``, keep-alive po
 - commands: ``GET /api/v1/agent/commands``, read with httpx-sse, with ``Last-Event-ID`` = the
   last command id handled in this process (after the first announce:
   ``AnnounceReply.resume_from``); each ``command`` event is applied to the
-  :class:`~botfleet.agent.supervisor.Supervisor`. Reconnects with jittered backoff (cap 5 s).
-  A 409 (position unknown to the api) re-announces and resumes from the new ``resume_from``;
-  a 401 re-announces and keeps the position.
+  :class:`~botfleet.agent.supervisor.Supervisor`. The api pings it every
+  ``protocol.COMMAND_PING`` seconds; ``protocol.COMMAND_SILENCE`` seconds without a byte, or
+  any transport error, means the link is lost: every request of this dial is dropped with its
+  connections (a stuck event upload included), and the agent dials again on new ones,
+  announcing first (jittered backoff, cap 1 s). A 409 (position unknown to the api)
+  re-announces and resumes from the new ``resume_from``; a 401 re-announces and keeps the
+  position.
 - events: ONE long-lived chunked ``POST /api/v1/agent/events`` whose body is NDJSON, one
   :class:`~botfleet.protocol.EventBatch` per line, written when the :class:`Outbox` says a
   batch is due (a socket write per batch, not a request: the api takes each line as it
@@ -28,29 +33,22 @@ from __future__ import annotations
 
 import asyncio
 import random
-import ssl
-import sys
 import uuid
 from collections import deque
 from collections.abc import AsyncIterator
 
+import httpx
 import structlog
+from httpx_sse import SSEError, aconnect_sse
 from pydantic import TypeAdapter, ValidationError
 
-# httpx/__init__ imports its command-line client (httpx._main) when rich, click and pygments
-# are installed (a server venv): ~6 MiB the agent never uses. A None entry in sys.modules
-# makes that import raise ImportError (Python's import system, "The module cache"), which
-# httpx catches: its CLI entry point then prints how to install it. Only in this process.
-sys.modules.setdefault("httpx._main", None)  # type: ignore[arg-type]
-
-import httpx  # noqa: E402
-from httpx_sse import SSEError, aconnect_sse  # noqa: E402
-
-import botfleet  # noqa: E402
-from botfleet.agent.metrics import host_metrics  # noqa: E402
-from botfleet.agent.outbox import Batching, Outbox  # noqa: E402
-from botfleet.agent.supervisor import Supervisor  # noqa: E402
-from botfleet.protocol import (  # noqa: E402
+import botfleet
+from botfleet.agent.client import CONNECT_TIMEOUT, api_client
+from botfleet.agent.metrics import host_metrics
+from botfleet.agent.outbox import Batching, Outbox
+from botfleet.agent.supervisor import Supervisor
+from botfleet.protocol import (
+    COMMAND_SILENCE,
     AgentEvent,
     Announce,
     AnnounceReply,
@@ -59,7 +57,7 @@ from botfleet.protocol import (  # noqa: E402
     EventBatchReply,
     MetricsEvent,
 )
-from botfleet.settings import AgentSettings  # noqa: E402
+from botfleet.settings import AgentSettings
 
 __all__ = ["BATCH_LINES", "Backoff", "Batching", "Link", "Outbox"]
 
@@ -68,10 +66,10 @@ log = structlog.get_logger(__name__)
 BATCH_LINES = 5_000
 BATCH_STATES = 1_000
 UNAUTHORIZED_RETRY = 30.0
-COMMAND_READ_TIMEOUT = 60.0  # the api pings every 15 s
+REDIAL_CAP = 1.0  # seconds: the longest wait before dialing again after a lost link
 UPLOAD_SPAN = 30.0  # seconds one event upload stays open
 UPLOAD_BYTES = 8 * 2**20  # ... or bytes it carries (the api takes up to 256 MiB)
-TIMEOUT = httpx.Timeout(10.0)
+TIMEOUT = 10.0  # seconds for a read, write or pool wait (connecting: client.CONNECT_TIMEOUT)
 _COMMAND = TypeAdapter(Command)
 
 
@@ -89,6 +87,10 @@ class Backoff:
 
     def reset(self) -> None:
         self._n = 0
+
+
+class _LinkLost(Exception):
+    """The command stream failed or went silent: drop this dial's connections."""
 
 
 class _Reannounce(Exception):
@@ -114,36 +116,35 @@ class Link:
         self._announced = asyncio.Event()
         self._announce_wanted = asyncio.Event()
         self._announce_wanted.set()
-
-    def _client(self) -> httpx.AsyncClient:
-        """Raises ValueError for a token that cannot be a header value."""
-        token = self.settings.agent_token.strip()
-        if any(c in token for c in "\r\n\0"):
-            raise ValueError("BOTFLEET_AGENT_TOKEN holds a line break or NUL: copy the host's "
-                             "token again (it is shown when the host is created)")
-        if not token:
-            log.error("BOTFLEET_AGENT_TOKEN is not set: the api will refuse this agent until "
-                      "it is (the host's token is shown when the host is created)")
-        # httpx builds a TLS context for every client, by default with certifi's CA bundle
-        # (~1 MiB of RSS). For an http:// api it is never used: give it one without CAs,
-        # which would refuse any certificate (CERT_REQUIRED, check_hostname) if it ever were.
-        https = self.settings.api_url.lower().startswith("https://")
-        return httpx.AsyncClient(
-            base_url=self.settings.api_url,
-            verify=True if https else ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT),
-            headers={"Authorization": f"Bearer {token}"} if token else {},
-            timeout=TIMEOUT,
-            limits=httpx.Limits(max_connections=4, max_keepalive_connections=3),
-        )
+        self._redial = Backoff(0.1, REDIAL_CAP)
 
     async def run(self) -> None:
         """Announce, follow commands, send events and metrics, forever (cancel to stop).
         Raises ValueError for a token that cannot be sent."""
-        async with self._client() as client, asyncio.TaskGroup() as group:
-            group.create_task(self._announce_loop(client), name="announce")
-            group.create_task(self._command_loop(client), name="commands")
-            group.create_task(self._upload_loop(client), name="events")
-            group.create_task(self._metrics_loop(), name="metrics")
+        metrics = asyncio.create_task(self._metrics_loop(), name="metrics")
+        try:
+            await self._dial_loop()
+        finally:
+            metrics.cancel()
+
+    async def _dial_loop(self) -> None:
+        """Dial (a new client: no connection of a lost link is reused), announce, follow
+        commands and upload events until the link is lost; then dial again."""
+        while True:
+            try:
+                async with api_client(self.settings, timeout=TIMEOUT, limits=httpx.Limits(
+                        max_connections=4, max_keepalive_connections=3)) as client, \
+                        asyncio.TaskGroup() as group:
+                    group.create_task(self._announce_loop(client), name="announce")
+                    group.create_task(self._command_loop(client), name="commands")
+                    group.create_task(self._upload_loop(client), name="events")
+            except* _LinkLost as lost:
+                reason = str(lost.exceptions[0])
+            self._reannounce(f"link lost: {reason}")
+            delay = self._redial.next()
+            log.warning("link lost; dialing again", reason=reason, retry_in=round(delay, 2),
+                        kept_batches=len(self._unacked))
+            await asyncio.sleep(delay)
 
     def _reannounce(self, reason: str, *, reset_position: bool = False) -> None:
         if self._announced.is_set():
@@ -156,7 +157,7 @@ class Link:
     # -- announce ------------------------------------------------------------------------------
 
     async def _announce_loop(self, client: httpx.AsyncClient) -> None:
-        backoff = Backoff(0.2, 5.0)
+        backoff = Backoff(0.2, REDIAL_CAP)
         while True:
             await self._announce_wanted.wait()
             body = Announce(
@@ -201,26 +202,26 @@ class Link:
     # -- commands ------------------------------------------------------------------------------
 
     async def _command_loop(self, client: httpx.AsyncClient) -> None:
-        backoff = Backoff(0.1, 5.0)
+        """Raises _LinkLost when the stream fails or goes silent."""
         while True:
             await self._announced.wait()
             try:
-                reason = await self._follow_commands(client, backoff)
+                reason = await self._follow_commands(client)
             except _Reannounce as exc:
                 self._reannounce(str(exc), reset_position=exc.reset_position)
                 continue
             except (httpx.TransportError, SSEError) as exc:
-                reason = repr(exc)
-                self._reannounce(f"command stream failed: {exc!r}")
-            delay = backoff.next()
+                raise _LinkLost(f"command stream: {exc!r}") from exc
+            delay = self._redial.next()
             log.info("command stream reconnecting", reason=reason, retry_in=round(delay, 2))
             await asyncio.sleep(delay)
 
-    async def _follow_commands(self, client: httpx.AsyncClient, backoff: Backoff) -> str:
-        """Follow the stream until it ends; returns why. Raises httpx.TransportError,
-        SSEError (not an event stream), _Reannounce."""
+    async def _follow_commands(self, client: httpx.AsyncClient) -> str:
+        """Follow the stream until it ends; returns why. Raises httpx.TransportError
+        (httpx.ReadTimeout: COMMAND_SILENCE seconds without a byte), SSEError (not an event
+        stream), _Reannounce."""
         headers = {"Last-Event-ID": self.last_command_id} if self.last_command_id else {}
-        timeout = httpx.Timeout(10.0, read=COMMAND_READ_TIMEOUT)
+        timeout = httpx.Timeout(TIMEOUT, connect=CONNECT_TIMEOUT, read=COMMAND_SILENCE)
         async with aconnect_sse(client, "GET", "/api/v1/agent/commands", headers=headers,
                                 timeout=timeout) as source:
             status = source.response.status_code
@@ -229,7 +230,7 @@ class Link:
                                   reset_position=status == 409)
             if status != 200:
                 return f"command stream answered {status}"
-            backoff.reset()
+            self._redial.reset()
             log.info("following commands", last_id=self.last_command_id)
             async for sse in source.aiter_sse():
                 if sse.event != "command":
@@ -289,7 +290,7 @@ class Link:
                 yield line
 
     async def _upload_loop(self, client: httpx.AsyncClient) -> None:
-        backoff = Backoff(0.1, 5.0)
+        backoff = Backoff(0.1, REDIAL_CAP)
         while True:
             await self._announced.wait()
             if not self._unacked:

@@ -17,7 +17,7 @@ from botfleet.api.sse import follow_stream, resume_id, sse_response
 from botfleet.db.models import Host
 from botfleet.fleet import agents, streams
 from botfleet.fleet.errors import Invalid
-from botfleet.protocol import Announce, AnnounceReply, EventBatchReply
+from botfleet.protocol import COMMAND_PING, Announce, AnnounceReply, EventBatchReply
 from botfleet.settings import Settings
 
 __all__ = ["AgentController"]
@@ -65,11 +65,12 @@ class AgentController(Controller):
     async def commands(self, request: Request[Any, Any, Any], session: AsyncSession, redis: Redis,
                        settings: Settings, agent_host: Host,
                        last_event_id: str | None = HeaderParameter(name="Last-Event-ID", default=None)) -> EventSourceResponse:
-        """SSE of commands for this host (``event: command``, ``data`` = a protocol.Command)."""
+        """SSE of commands for this host (``event: command``, ``data`` = a protocol.Command),
+        pinged every protocol.COMMAND_PING seconds (the agent's liveness check)."""
         await session.close()
         after = resume_id(last_event_id, "$")
         if after == "$":
             last = await redis.xrevrange(streams.agent_commands(agent_host.id), count=1)
             after = last[0][0] if last else "0-0"
         key = streams.agent_commands(agent_host.id)
-        return sse_response(follow_stream(redis, key, after, _command), settings.sse_ping_interval)
+        return sse_response(follow_stream(redis, key, after, _command), COMMAND_PING)
