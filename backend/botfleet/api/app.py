@@ -33,6 +33,7 @@ from botfleet.fleet.agents import mark_offline_hosts
 from botfleet.logs import configure_logging
 from botfleet.remote.tunnels import remote_lifespan
 from botfleet.settings import Settings, get_settings
+from botfleet.tasks import background
 
 __all__ = ["create_app"]
 
@@ -61,13 +62,10 @@ async def _lifespan(app: Litestar) -> AsyncIterator[None]:
         raise RuntimeError("BOTFLEET_REDIS_URL is not set: `botfleet up` sets it, or point it at your Redis")
     app.state.redis = Redis.from_url(settings.redis_url, decode_responses=True, max_connections=1000,
                                      health_check_interval=30)
-    watcher = asyncio.create_task(_watch_hosts(app))
     try:
-        yield
+        async with background(_watch_hosts(app), "host watch"):
+            yield
     finally:
-        watcher.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await watcher
         await app.state.redis.aclose()
         await engine.dispose()
 

@@ -36,6 +36,7 @@ from botfleet.fleet.credentials import hash_token
 from botfleet.fleet.events import publish_events
 from botfleet.fleet.users import take_recorded
 from botfleet.settings import Settings
+from botfleet.tasks import background
 
 __all__ = ["AuthController", "BearerAuth", "COOKIE", "auth_cache_lifespan", "forget_everywhere"]
 
@@ -99,13 +100,8 @@ async def _listen(redis: Redis) -> None:
 @contextlib.asynccontextmanager
 async def auth_cache_lifespan(app: Litestar) -> AsyncIterator[None]:
     """Listen for other replicas' revocations while the app runs (needs ``app.state.redis``)."""
-    task = asyncio.create_task(_listen(app.state.redis))
-    try:
+    async with background(_listen(app.state.redis), "auth forget listener"):
         yield
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
 
 
 class BearerAuth(AbstractAuthenticationMiddleware):

@@ -31,6 +31,7 @@ from botfleet.fleet.hosts import ssh_target
 from botfleet.remote.pool import SSHPool
 from botfleet.remote.ssh import RemoteError
 from botfleet.settings import Settings
+from botfleet.tasks import background
 
 __all__ = ["LOCK_TTL", "MAX_BACKOFF", "TunnelKeeper", "remote_lifespan"]
 
@@ -136,11 +137,8 @@ async def remote_lifespan(app: Any) -> AsyncIterator[None]:
     pool = app.state.get("ssh_pool") or SSHPool()
     app.state.ssh_pool = pool
     keeper = TunnelKeeper(app.state.sessionmaker, app.state.redis, app.state.settings, pool)
-    task = asyncio.create_task(keeper.run(), name="tunnels")
     try:
-        yield
+        async with background(keeper.run(), "tunnels"):
+            yield
     finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
         await pool.close()
