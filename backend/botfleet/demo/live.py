@@ -12,6 +12,7 @@ import os
 import random
 import signal
 import sys
+import threading
 import time
 from typing import Any
 
@@ -202,6 +203,9 @@ def run_live(config_path: str, *, log_level: str = "info", version: str = "v8") 
     bot = _Bot(config, log)
     sigints = 0
     ignore = os.environ.get("BOTFLEET_DEMO_IGNORE_SIGINT", "") == "1"
+    # The loop waits on this instead of time.sleep, which PEP 475 resumes after a handler
+    # that returns: a SIGINT then ends the wait at once, as passivbot's asyncio loop would.
+    interrupted = threading.Event()
 
     def on_sigint(signum: int, frame: object) -> None:
         nonlocal sigints
@@ -216,6 +220,7 @@ def run_live(config_path: str, *, log_level: str = "info", version: str = "v8") 
             "[shutdown] SIGINT received: cancelling orders and shutting down gracefully "
             "(send again to force)"
         )
+        interrupted.set()
 
     signal.signal(signal.SIGINT, on_sigint)
     bot.boot(version, config_path)
@@ -244,7 +249,7 @@ def run_live(config_path: str, *, log_level: str = "info", version: str = "v8") 
             next_at += interval
             if next_at < now:  # fell behind (a slow pipe): do not burst to catch up
                 next_at = now + interval
-        time.sleep(max(0.0, min(next_at - time.monotonic(), 0.25)))
+        interrupted.wait(max(0.0, min(next_at - time.monotonic(), 0.25)))
     return _shutdown(bot, child)
 
 
