@@ -24,6 +24,7 @@ from botfleet.fleet.errors import Conflict, Invalid, NotFound
 from botfleet.fleet.events import publish_event, publish_events, record_event
 from botfleet.fleet.instances import apply_commands
 from botfleet.protocol import (
+    PROTOCOL_VERSION,
     Announce,
     AnnounceReply,
     EventBatch,
@@ -41,6 +42,10 @@ __all__ = ["announce", "mark_offline_hosts", "take_batch", "take_upload"]
 log = structlog.get_logger(__name__)
 
 _BATCH = TypeAdapter(EventBatch)
+#: Seconds a host's batch lock lives if its holder dies mid-batch (a batch takes milliseconds).
+TAKE_LOCK_TIMEOUT = 30.0
+#: Seconds a batch waits for the host's lock before the upload fails (and is resent).
+TAKE_LOCK_WAIT = 20.0
 
 
 def _apply_state(instance: Instance, change: StateChange | Any) -> None:
@@ -63,7 +68,18 @@ async def announce(
 ) -> AnnounceReply:
     """Take an agent's announce: mark the host online, reconcile the instance rows with the
     agent's snapshot (the agent knows what runs; nothing is restarted), and queue a
-    :class:`SyncCommand` with the host's full desired state."""
+    :class:`SyncCommand` with the host's full desired state.
+
+    Raises:
+        Conflict: the agent speaks another protocol version (it is told to upgrade).
+    """
+    if message.protocol_version != PROTOCOL_VERSION:
+        log.warning("agent refused: other protocol version", host=host.name,
+                    agent_protocol=message.protocol_version, api_protocol=PROTOCOL_VERSION)
+        raise Conflict(
+            f"this agent speaks protocol {message.protocol_version} (botfleet "
+            f"{message.agent_version}), the api speaks {PROTOCOL_VERSION}: upgrade the agent "
+            f"(POST /api/v1/hosts/{host.name}/upgrade, or Hosts > {host.name} > Upgrade)")
     now = utcnow()
     host.agent_version = message.agent_version
     host.agent_run_id = message.run_id
@@ -186,7 +202,10 @@ async def take_batch(
     session: AsyncSession, redis: Redis, settings: Settings, host_id: str, batch: EventBatch
 ) -> bool:
     """Apply one event batch from an agent, exactly once per (run_id, seq); returns False when
-    it had already been taken (a resend), True otherwise.
+    it had already been taken (a resend), True otherwise. Batches of one host are taken one
+    at a time across every api process (a Redis lock, :data:`TAKE_LOCK_TIMEOUT`): after a
+    lost link the agent resends on a new upload while the old one may still be applying the
+    same batch, possibly on another replica.
 
     State changes update the instance rows and become ``instance.state`` events; log lines go
     to the instances' log streams; metrics update the host and mark it seen and online. A
@@ -197,7 +216,18 @@ async def take_batch(
         NotFound: the host is gone.
         Conflict: the host is marked offline (its instances UNKNOWN): the agent must announce
             again, so that its snapshot is reconciled, before its batches are taken.
+        redis.exceptions.LockError: another process held the host's lock for
+            TAKE_LOCK_WAIT seconds (the agent resends the batch).
     """
+    lock = redis.lock(streams.agent_take_lock(host_id), timeout=TAKE_LOCK_TIMEOUT,
+                      blocking_timeout=TAKE_LOCK_WAIT)
+    async with lock:
+        return await _take_batch(session, redis, settings, host_id, batch)
+
+
+async def _take_batch(
+    session: AsyncSession, redis: Redis, settings: Settings, host_id: str, batch: EventBatch
+) -> bool:
     dedupe = streams.agent_batches(host_id)
     last = await redis.hget(dedupe, batch.run_id)
     if last is not None and int(last) >= batch.seq:

@@ -7,9 +7,10 @@ __all__ = [
     "EVENTS",
     "agent_batches",
     "agent_commands",
+    "agent_take_lock",
+    "instance_logs",
     "job_cancel",
     "job_events",
-    "instance_logs",
 ]
 
 #: Fleet-wide events (state changes, job transitions, host status): ``XADD`` with field ``data``
@@ -41,3 +42,8 @@ def agent_commands(host_id: str) -> str:
 def agent_batches(host_id: str) -> str:
     """Hash ``run_id -> last accepted batch seq`` for deduplicating agent event batches."""
     return f"botfleet:agent:{host_id}:batches"
+
+
+def agent_take_lock(host_id: str) -> str:
+    """Lock (redis-py ``Lock``) held while one of the host's event batches is applied."""
+    return f"botfleet:agent:{host_id}:take-lock"
