@@ -68,6 +68,11 @@ class Settings(AgentSettings):
         description="Key that encrypts secrets at rest (default: generated into HOME/secret.key).",
     )
     session_ttl: float = Field(default=12 * 3600, description="Seconds a login session lasts.")
+    login_failure_limit: int = Field(
+        default=10, ge=0,
+        description="Failed logins from one client address before its logins are refused for "
+                    "15 minutes (0: no limit).",
+    )
     admin_user: str = Field(default="admin", description="First-run admin user name.")
     admin_password: str | None = Field(
         default=None, description="First-run admin password (default: generated and printed)."

@@ -192,3 +192,26 @@ def _free_port() -> int:
     from botfleet.fleet.embedded_redis import free_port
 
     return free_port()
+
+
+async def test_repeated_failed_logins_from_one_address_are_refused_for_a_while(stack: Stack) -> None:
+    stack.env["BOTFLEET_LOGIN_FAILURE_LIMIT"] = "3"
+    stack.start("api")
+    async with httpx.AsyncClient(base_url=stack.url, timeout=30) as anonymous:
+        for _ in range(3):
+            r = await anonymous.post("/api/v1/auth/login", json={"username": "admin", "password": "guess-guess"})
+            _problem(r, 401)
+        # Now even the right password is refused from this address, with how long to wait.
+        r = await anonymous.post("/api/v1/auth/login", json={"username": "admin", "password": "admin-password"})
+        detail = _problem(r, 429)
+        wait = int(r.headers["Retry-After"])
+        assert 0 < wait <= 15 * 60
+        assert "3 failed logins from 127.0.0.1" in detail and f"{wait} s" in detail
+        # Existing sessions and tokens are not affected.
+        async with stack.client() as admin:
+            assert (await admin.get("/api/v1/auth/me")).status_code == 200
+        # The window ends: logins work again.
+        with redis_sync.Redis.from_url(stack.env["BOTFLEET_REDIS_URL"]) as redis:
+            redis.delete("botfleet:login-failures:127.0.0.1")
+        r = await anonymous.post("/api/v1/auth/login", json={"username": "admin", "password": "admin-password"})
+        assert r.status_code == 200, r.text

@@ -33,6 +33,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from botfleet.db.models import ApiToken, User
 from botfleet.fleet import auth
 from botfleet.fleet.credentials import hash_token
+from botfleet.fleet.errors import Unauthorized
 from botfleet.fleet.events import publish_events
 from botfleet.fleet.users import take_recorded
 from botfleet.settings import Settings
@@ -170,9 +171,18 @@ class AuthController(Controller):
     tags = ["auth"]
 
     @post("/login", operation_id="login", status_code=200)
-    async def login(self, data: Login, session: AsyncSession, settings: Settings) -> Response[TokenOut]:
-        """Log in: returns a session token and sets it as an HttpOnly cookie."""
-        token, row = await auth.login(session, data.username, data.password, ttl=settings.session_ttl)
+    async def login(self, request: Request[Any, Any, Any], data: Login, session: AsyncSession,
+                    redis: Redis, settings: Settings) -> Response[TokenOut]:
+        """Log in: returns a session token and sets it as an HttpOnly cookie. After
+        ``BOTFLEET_LOGIN_FAILURE_LIMIT`` failures from one address, its logins are refused
+        (429 with Retry-After) for the rest of 15 minutes."""
+        address = request.client.host if request.client else "unknown"
+        await auth.check_login_allowed(redis, address, settings.login_failure_limit)
+        try:
+            token, row = await auth.login(session, data.username, data.password, ttl=settings.session_ttl)
+        except Unauthorized:
+            await auth.record_failed_login(redis, address)
+            raise
         await session.commit()
         response = Response(TokenOut(token=token, expires_at=row.expires_at, username=data.username, id=row.id))
         response.set_cookie(COOKIE, token, httponly=True, samesite="strict", max_age=int(settings.session_ttl))

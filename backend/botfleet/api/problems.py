@@ -11,7 +11,7 @@ from litestar import Request, Response
 from litestar.exceptions import HTTPException, ValidationException
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
 
-from botfleet.fleet.errors import FleetError
+from botfleet.fleet.errors import FleetError, TooManyAttempts
 from botfleet.jobs.errors import ArtifactNotFound, JobError, JobNotFound, JobStateError
 from botfleet.profiles import ConfigError, UnknownProfile
 
@@ -28,7 +28,10 @@ def problem(status: int, title: str, detail: str, **extra: Any) -> Response[dict
 
 
 def _fleet_error(_: Request[Any, Any, Any], exc: FleetError) -> Response[dict[str, Any]]:
-    return problem(exc.status, exc.title, exc.message, key=exc.key)
+    response = problem(exc.status, exc.title, exc.message, key=exc.key)
+    if isinstance(exc, TooManyAttempts):
+        response.headers["Retry-After"] = str(exc.retry_after)
+    return response
 
 
 def _job_error(_: Request[Any, Any, Any], exc: JobError) -> Response[dict[str, Any]]:

@@ -11,22 +11,26 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from redis.asyncio import Redis
 from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from botfleet.db.models import ApiToken, Host, User, utcnow
 from botfleet.fleet.credentials import hash_token, new_token, verify_password
-from botfleet.fleet.errors import Invalid, NotFound, Unauthorized
+from botfleet.fleet.errors import Invalid, NotFound, TooManyAttempts, Unauthorized
 from botfleet.fleet.users import create_user, note_event
 
 __all__ = [
     "LAST_USED_RESOLUTION",
+    "LOGIN_FAILURE_WINDOW",
     "authenticate",
+    "check_login_allowed",
     "create_api_token",
     "create_user",
     "list_tokens",
     "login",
     "logout",
+    "record_failed_login",
     "revoke_token",
 ]
 
@@ -58,6 +62,44 @@ async def login(
     session.add(row)
     await session.flush()
     return token, row
+
+
+#: Seconds a client address's failed logins are remembered (and its logins refused once
+#: they reach the limit): a fixed window from the first failure.
+LOGIN_FAILURE_WINDOW = 15 * 60
+
+
+def _failures_key(address: str) -> str:
+    return f"botfleet:login-failures:{address}"
+
+
+async def check_login_allowed(redis: Redis, address: str, limit: int) -> None:
+    """Refuse a login from ``address`` (a client IP) that already failed ``limit`` times
+    within :data:`LOGIN_FAILURE_WINDOW` (NIST SP 800-63B 5.2.2, throttling of guesses);
+    ``limit`` 0 allows all.
+
+    Raises:
+        TooManyAttempts: with the seconds left in the window.
+    """
+    if limit <= 0:
+        return
+    key = _failures_key(address)
+    failures = int(await redis.get(key) or 0)
+    if failures >= limit:
+        wait = max(1, int(await redis.ttl(key)))
+        raise TooManyAttempts(
+            f"{failures} failed logins from {address}: logins from there are refused for "
+            f"{wait} s more (BOTFLEET_LOGIN_FAILURE_LIMIT)", retry_after=wait)
+
+
+async def record_failed_login(redis: Redis, address: str) -> None:
+    """Count a failed login from ``address``; the count ends LOGIN_FAILURE_WINDOW seconds
+    after its first failure."""
+    key = _failures_key(address)
+    async with redis.pipeline(transaction=True) as pipe:
+        pipe.incr(key)
+        pipe.expire(key, LOGIN_FAILURE_WINDOW, nx=True)
+        await pipe.execute()
 
 
 async def create_api_token(session: AsyncSession, user: User, name: str) -> tuple[str, ApiToken]:

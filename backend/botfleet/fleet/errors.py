@@ -3,7 +3,7 @@ messages say what was wrong and what to do."""
 
 from __future__ import annotations
 
-__all__ = ["Conflict", "FleetError", "Invalid", "NotFound", "Unauthorized"]
+__all__ = ["Conflict", "FleetError", "Invalid", "NotFound", "TooManyAttempts", "Unauthorized"]
 
 
 class FleetError(Exception):
@@ -37,3 +37,15 @@ class Conflict(FleetError):
 class Unauthorized(FleetError):
     status = 401
     title = "Not authenticated"
+
+
+class TooManyAttempts(FleetError):
+    """Refused for now; ``retry_after`` seconds until it is allowed again (the api sends
+    it as ``Retry-After``, RFC 9110 section 10.2.3)."""
+
+    status = 429
+    title = "Too many attempts"
+
+    def __init__(self, message: str, *, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
