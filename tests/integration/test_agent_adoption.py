@@ -14,6 +14,7 @@ from pathlib import Path
 import psutil
 
 from botfleet.agent import Supervisor
+from botfleet.agent.layout import StateLayout, StateStore
 from botfleet.agent.testing import Recorder, python_bot
 from botfleet.protocol import ApplyCommand, DesiredState, InstanceState, ProcessSpec, StopStep
 from botfleet.settings import AgentSettings
@@ -151,3 +152,39 @@ async def test_bot_that_died_while_the_agent_was_down_is_started_again(tmp_path:
     await sup2.apply(ApplyCommand(instance_id="b", generation=2, desired="stopped", spec=spec))
     await rec2.wait_state("b", S.STOPPED)
     await sup2.close()
+
+
+async def test_bot_started_by_an_agent_killed_before_it_recorded_the_pid_is_adopted_not_doubled(
+    tmp_path: Path,
+) -> None:
+    """Invariant 1: an agent killed between starting a bot and storing its pid leaves a state
+    document without the process; the next agent finds the bot by its stdout (the
+    instance's FIFO) and adopts it instead of starting a second copy."""
+    state = tmp_path / "state"
+    spec = ProcessSpec(argv=python_bot("import time\nwhile True: time.sleep(1)"), startsecs=0.1,
+                       stop_ladder=[StopStep(signal="SIGKILL", timeout=5)])
+    rec = Recorder()
+    sup = Supervisor(state, AgentSettings(home=tmp_path), on_event=rec)
+    await sup.start()
+    await sup.apply(ApplyCommand(instance_id="b", generation=1, desired="running", spec=spec))
+    pid = (await rec.wait_state("b", S.RUNNING)).pid
+    await sup.close()
+    assert pid is not None and _alive(pid)
+    # What the disk holds when the agent dies right after the spawn: the state before it.
+    store = StateStore(StateLayout(state).instance("b"))
+    doc = store.read()
+    store.write({**doc, "state": S.BACKOFF.value, "process": None})
+
+    rec2 = Recorder()
+    sup2 = Supervisor(state, AgentSettings(home=tmp_path), on_event=rec2)
+    await sup2.start()
+    (snap,) = sup2.snapshot()
+    assert (snap.pid, snap.state) == (pid, S.RUNNING)
+    assert S.STARTING not in rec2.states("b")  # nothing was started
+    bots = [p for p in psutil.process_iter(["cmdline"]) if "while True: time.sleep(1)" in
+            " ".join(p.info["cmdline"] or [])]
+    assert [p.pid for p in bots] == [pid]  # one copy
+    await sup2.apply(ApplyCommand(instance_id="b", generation=2, desired="stopped", spec=spec))
+    await rec2.wait_state("b", S.STOPPED)
+    await sup2.close()
+    assert not _alive(pid)

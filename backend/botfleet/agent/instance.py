@@ -456,7 +456,10 @@ class Instance:
         self.exit_code, self.exit_signal = doc.get("exit_code"), doc.get("exit_signal")
         record = doc.get("process")
         running = self.command.desired == DesiredState.RUNNING
-        if record and self._adopt(record):
+        adopted = bool(record) and self._adopt(record)
+        if not adopted and (running or self.state in (*UP, S.BACKOFF, S.STOPPING)):
+            adopted = self._adopt_unrecorded()
+        if adopted:
             if running and recorded == S.STOPPING:
                 return True, True
             return not running, False
@@ -467,6 +470,19 @@ class Instance:
             self._set(S.EXITED, f"{gone} while the agent was down (exit code unknown)")
             return running, False
         return False, False
+
+    def _adopt_unrecorded(self) -> bool:
+        """Adopt a bot that the previous agent started but was killed before it recorded
+        the pid (invariant 1: never a second copy): found by its stdout, this instance's
+        FIFO."""
+        pid = process.find_session_leader(self.paths.fifo)
+        started = process.create_time(pid) if pid is not None else None
+        if pid is None or started is None:
+            return False
+        log.warning("found a running bot whose start was not recorded; adopting it",
+                    instance_id=self.instance_id, pid=pid)
+        return self._adopt({"pid": pid, "create_time": started,
+                            "started_at": datetime.fromtimestamp(started, UTC).isoformat()})
 
     def _adopt(self, record: dict[str, Any]) -> bool:
         pid, started = int(record["pid"]), record.get("create_time")

@@ -19,6 +19,7 @@ from botfleet.agent.layout import Command
 __all__ = [
     "Exit",
     "create_time",
+    "find_session_leader",
     "group_alive",
     "is_same_process",
     "reap",
@@ -135,3 +136,21 @@ def group_alive(pgid: int) -> bool:
         if len(fields) > 2 and int(fields[2]) == pgid and fields[0] not in (b"Z", b"X"):
             return True
     return False
+
+
+def find_session_leader(stdout: Path) -> int | None:
+    """The pid of a session leader (a bot as :func:`spawn` starts it) whose stdout is
+    ``stdout`` (the instance's named pipe), or None. It finds a bot that an agent started
+    and was killed before it recorded the pid. Reads ``/proc/<pid>/fd/1`` of every process
+    (Linux; other users' processes are skipped)."""
+    target = os.path.realpath(stdout)
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        pid = int(entry.name)
+        try:
+            if os.readlink(f"/proc/{pid}/fd/1") == target and os.getsid(pid) == pid:
+                return pid
+        except OSError:  # gone, or not ours to look at
+            continue
+    return None
