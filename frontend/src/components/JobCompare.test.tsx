@@ -46,6 +46,14 @@ describe('CompareView of two optimizations', { timeout: 20_000 }, () => {
     expect(within(left).getByRole('columnheader', { name: 'adg' })).toBeTruthy();
   });
 
+  it('uses the dark theme\'s colours on a dark page, still one shape per job', () => {
+    const { container } = render(<QueryClientProvider client={new QueryClient()}><MantineProvider forceColorScheme="dark"><MemoryRouter>
+      <CompareView ids={[A, B]} chartWidth={600} jobs={[optimize(A, [v7('a1', 0.001, 0.2)]), optimize(B, [v7('b1', 0.002, 0.1)])]} />
+    </MemoryRouter></MantineProvider></QueryClientProvider>);
+    const fills = [...container.querySelectorAll('.recharts-scatter')].map((g) => g.querySelector('path.recharts-symbols')!.getAttribute('fill'));
+    expect(fills).toEqual(SERIES.map((s) => s.dark));
+  });
+
   it('switches both tables to the metric picked for an axis', () => {
     wrap(<CompareView ids={[A, B]} chartWidth={600} jobs={[
       optimize(A, [{ hash: 'a1', analysis: { adg: 0.001, drawdown_worst: 0.2, sharpe_ratio: 1.5 }, config_path: 'p/a1.json' }]),

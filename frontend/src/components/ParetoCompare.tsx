@@ -3,7 +3,7 @@
  * vision) and each front's members in its own table, on the same two metrics. */
 import { useMemo, useState } from 'react';
 import { Link } from 'react-router-dom';
-import { Anchor, Group, Paper, Select, SimpleGrid, Table, Text, Title } from '@mantine/core';
+import { Anchor, Group, Paper, Select, SimpleGrid, Table, Text, Title, useComputedColorScheme } from '@mantine/core';
 import { CartesianGrid, Legend, ResponsiveContainer, Scatter, ScatterChart, Tooltip, XAxis, YAxis } from 'recharts';
 import { artifactUrl } from '../api/client';
 import { formatNumber } from '../lib/jobs';
@@ -12,11 +12,12 @@ import { defaultAxes, memberMetrics, metricKeys, points, type Member } from '../
 /** One front to compare: the job's id and its Pareto members. */
 export interface Front { jobId: string; members: Member[] }
 
-/** Okabe–Ito blue and vermillion: apart for protan/deutan/tritan vision, and at least 3:1
- * against both Mantine's light (#fff) and dark (#242424) bodies; the shapes differ as well. */
+/** Okabe–Ito colours (apart for protan, deutan and tritan vision): blue and vermillion on the
+ * light body (#fff), sky blue and orange on the dark one (#242424), each at least 3:1 against its
+ * background; the marker shapes differ as well, so colour is never the only cue. */
 export const SERIES = [
-  { color: '#0072B2', shape: 'circle', symbol: '●', name: 'circles' },
-  { color: '#D55E00', shape: 'triangle', symbol: '▲', name: 'triangles' },
+  { light: '#0072B2', dark: '#56B4E9', shape: 'circle', symbol: '●', name: 'circles' },
+  { light: '#D55E00', dark: '#E69F00', shape: 'triangle', symbol: '▲', name: 'triangles' },
 ] as const;
 
 export function ParetoCompare({ fronts, chartWidth }: {
@@ -24,6 +25,8 @@ export function ParetoCompare({ fronts, chartWidth }: {
   /** Fixed chart width in px (component tests, where nothing has a size); default: the container's. */
   chartWidth?: number;
 }) {
+  const scheme = useComputedColorScheme('light');
+  const color = (i: number) => SERIES[i][scheme];
   const rows = useMemo(() => fronts.map((f) => f.members.map((m) => ({ m, x: memberMetrics(m) }))), [fronts]);
   const keys = useMemo(() => metricKeys(rows.flat().map((r) => r.x)), [rows]);
   const [xKey, setX] = useState<string | null>(null);
@@ -36,14 +39,15 @@ export function ParetoCompare({ fronts, chartWidth }: {
   const plotted = data.some((d) => d.length > 0);
   const chart = (
     <ScatterChart margin={{ top: 10, right: 20, bottom: 20, left: 10 }} {...(chartWidth ? { width: chartWidth, height: 320 } : {})}>
-      <CartesianGrid strokeDasharray="3 3" />
-      <XAxis type="number" dataKey="x" name={xk} label={{ value: xk, position: 'insideBottom', offset: -10 }} domain={['auto', 'auto']} />
-      <YAxis type="number" dataKey="y" name={yk} domain={['auto', 'auto']} />
-      <Tooltip cursor={{ strokeDasharray: '3 3' }} />
-      <Legend verticalAlign="top" height={28} />
+      <CartesianGrid strokeDasharray="3 3" stroke="var(--mantine-color-default-border)" />
+      <XAxis type="number" dataKey="x" name={xk} label={{ value: xk, position: 'insideBottom', offset: -10, fill: 'var(--mantine-color-dimmed)' }} domain={['auto', 'auto']} tick={{ fill: 'var(--mantine-color-dimmed)' }} />
+      <YAxis type="number" dataKey="y" name={yk} domain={['auto', 'auto']} tick={{ fill: 'var(--mantine-color-dimmed)' }} />
+      <Tooltip cursor={{ strokeDasharray: '3 3' }} contentStyle={{ background: 'var(--mantine-color-body)', borderColor: 'var(--mantine-color-default-border)' }} />
+      {/* legend text in the body colour (series colours are for markers, not for reading) */}
+      <Legend verticalAlign="top" height={28} formatter={(v) => <span style={{ color: 'var(--mantine-color-text)' }}>{v}</span>} />
       {data.map((d, i) => (
         <Scatter key={fronts[i].jobId} name={`${fronts[i].jobId.slice(0, 8)} (${SERIES[i].name}, ${d.length})`} data={d}
-          fill={SERIES[i].color} shape={SERIES[i].shape} legendType={SERIES[i].shape} isAnimationActive={false} />
+          fill={color(i)} shape={SERIES[i].shape} legendType={SERIES[i].shape} isAnimationActive={false} />
       ))}
     </ScatterChart>
   );
@@ -67,7 +71,7 @@ export function ParetoCompare({ fronts, chartWidth }: {
         {fronts.map((f, i) => (
           <div key={f.jobId}>
             <Text size="sm" fw={500} mb={4}>
-              <span style={{ color: SERIES[i].color }} aria-hidden>{SERIES[i].symbol}</span>{' '}
+              <span style={{ color: color(i) }} aria-hidden>{SERIES[i].symbol}</span>{' '}
               <Link to={`/jobs/${f.jobId}`}>{f.jobId.slice(0, 8)}</Link> · {f.members.length} member{f.members.length === 1 ? '' : 's'}
             </Text>
             {f.members.length === 0 ? <Text size="sm" c="dimmed">This optimization found no Pareto member.</Text> : (

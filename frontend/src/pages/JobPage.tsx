@@ -49,9 +49,9 @@ function Pareto({ jobId, members, profile, simulated }: { jobId: string; members
         <div style={{ height: 300 }} data-testid="pareto-chart">
           <ResponsiveContainer>
             <ScatterChart margin={{ top: 10, right: 20, bottom: 20, left: 10 }}>
-              <CartesianGrid strokeDasharray="3 3" />
-              <XAxis type="number" dataKey="x" name={xk} label={{ value: xk, position: 'insideBottom', offset: -10 }} domain={['auto', 'auto']} />
-              <YAxis type="number" dataKey="y" name={yk} domain={['auto', 'auto']} />
+              <CartesianGrid strokeDasharray="3 3" stroke="var(--mantine-color-default-border)" />
+              <XAxis type="number" dataKey="x" name={xk} label={{ value: xk, position: 'insideBottom', offset: -10, fill: 'var(--mantine-color-dimmed)' }} domain={['auto', 'auto']} tick={{ fill: 'var(--mantine-color-dimmed)' }} />
+              <YAxis type="number" dataKey="y" name={yk} domain={['auto', 'auto']} tick={{ fill: 'var(--mantine-color-dimmed)' }} />
               <Tooltip cursor={{ strokeDasharray: '3 3' }} />
               <Scatter data={data} fill="var(--mantine-color-indigo-6)" onClick={(p) => { const hash = (p as { payload?: { hash?: string } }).payload?.hash; setPicked(members.find((m) => m.hash === hash) ?? null); }} cursor="pointer" />
             </ScatterChart>
