@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Page, expect
 
-from tests.e2e.conftest import PASSWORD, Panel
+from tests.e2e.conftest import PASSWORD, SCREENSHOTS, Panel
 
 # a real stack and Chromium on a shared 2-core machine: deadlines, not speed, are tested
 pytestmark = pytest.mark.timeout(300)
@@ -38,6 +38,7 @@ def _log_in_again(page: Page) -> None:
     dialog.get_by_role("textbox", name="Password").fill(PASSWORD)
     dialog.get_by_role("button", name="Log in").click()
     expect(dialog).to_be_hidden()
+    expect(page.get_by_test_id("live")).to_have_text("live")  # the live updates are back too
 
 
 def test_revoked_session_keeps_the_new_instance_form(panel: Panel) -> None:
@@ -79,9 +80,20 @@ def test_revoked_session_keeps_the_config_editor_edits(panel: Panel) -> None:
 
     dialog = page.get_by_role("dialog", name="Your session expired")
     expect(dialog).to_be_visible()
-    panel.shot("session-expired")
+    page.screenshot(path=str(SCREENSHOTS / "session-expired.png"))  # the viewport: the dialog over the form
     _log_in_again(page)
     expect(editor).to_have_value(edited)
     expect(page.get_by_role("textbox", name="Comment")).to_have_value("leverage 9 before the session went")
     page.get_by_test_id("config-save").click()
     expect(page.get_by_role("cell", name="leverage 9 before the session went")).to_be_visible()
+
+
+def test_session_revoked_while_idle_asks_to_log_in_before_the_next_action(panel: Panel) -> None:
+    page = panel.login()
+    panel.go("/instances/new")
+    expect(page.get_by_test_id("live")).to_have_text("live")
+    page.get_by_test_id("name").fill("typed-then-left-alone")
+    assert _revoke_login_sessions(panel) >= 1
+    # no click: the panel notices on its own (its live stream is refused) and asks at once
+    _log_in_again(page)
+    expect(page.get_by_test_id("name")).to_have_value("typed-then-left-alone")
