@@ -3,7 +3,7 @@
  * vision) and each front's members in its own table, on the same two metrics. */
 import { useMemo, useState } from 'react';
 import { Link } from 'react-router-dom';
-import { Anchor, Group, Paper, Select, SimpleGrid, Table, Text, Title, useComputedColorScheme } from '@mantine/core';
+import { Anchor, Group, Select, SimpleGrid, Table, Text, Title, useComputedColorScheme } from '@mantine/core';
 import { CartesianGrid, Legend, ResponsiveContainer, Scatter, ScatterChart, Tooltip, XAxis, YAxis } from 'recharts';
 import { artifactUrl } from '../api/client';
 import { formatNumber } from '../lib/jobs';
@@ -52,9 +52,9 @@ export function ParetoCompare({ fronts, chartWidth }: {
     </ScatterChart>
   );
   return (
-    <Paper withBorder p="md" data-testid="pareto-compare">
+    <div data-testid="pareto-compare">
       <Group justify="space-between" mb="xs">
-        <Title order={4}>Pareto fronts</Title>
+        <Title order={5}>Pareto fronts</Title>
         <Group gap="xs">
           <Select size="xs" label="x" data={keys} value={xk} onChange={setX} w={200} allowDeselect={false} />
           <Select size="xs" label="y" data={keys} value={yk} onChange={setY} w={200} allowDeselect={false} />
@@ -91,6 +91,6 @@ export function ParetoCompare({ fronts, chartWidth }: {
           </div>
         ))}
       </SimpleGrid>
-    </Paper>
+    </div>
   );
 }
