@@ -80,6 +80,7 @@ def test_revoked_session_keeps_the_config_editor_edits(panel: Panel) -> None:
 
     dialog = page.get_by_role("dialog", name="Your session expired")
     expect(dialog).to_be_visible()
+    page.wait_for_timeout(300)  # the dialog's fade-in, before the picture (as Panel.shot does)
     page.screenshot(path=str(SCREENSHOTS / "session-expired.png"))  # the viewport: the dialog over the form
     _log_in_again(page)
     expect(editor).to_have_value(edited)
