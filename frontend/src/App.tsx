@@ -91,12 +91,26 @@ function ThemeToggle() {
   );
 }
 
+/** While the live stream is down, ask the api every `everyMs` who is logged in: a stream
+ * refused for a revoked or expired session ends for good (EventSource does not retry a 401), so
+ * without this the panel would sit stale until the user's next action. The 401 answer opens the
+ * login dialog through the client's middleware; a network error (the api restarting) is left to
+ * the stream's own reconnection. */
+function useExpiryProbe(live: boolean, expired: boolean, everyMs = 5000): void {
+  useEffect(() => {
+    if (live || expired) return;
+    const timer = setInterval(() => { call(api.GET('/api/v1/auth/me')).catch(() => undefined); }, everyMs);
+    return () => clearInterval(timer);
+  }, [live, expired, everyMs]);
+}
+
 function Shell({ username }: { username: string }) {
   const [opened, { toggle, close }] = useDisclosure();
   const location = useLocation();
   const live = useLiveConnected();
   const qc = useQueryClient();
   const { expired } = useSession();
+  useExpiryProbe(live, expired);
   useEffect(close, [location.pathname, close]);
   const logout = async () => {
     try { await call(api.POST('/api/v1/auth/logout')); } catch { /* the session may be gone already */ }

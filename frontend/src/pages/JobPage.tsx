@@ -7,31 +7,24 @@ import { api, artifact, artifactUrl, call } from '../api/client';
 import { useJob } from '../api/queries';
 import { ACTIVE_JOB, formatDuration, formatTime } from '../lib/states';
 import { equityArtifact, etaSeconds, formatNumber, numericMetrics } from '../lib/jobs';
+import { defaultAxes, memberMetrics, metricKeys, paretoOf, points, type Member } from '../lib/pareto';
 import { EquityChart } from '../components/EquityChart';
 import { JobStatusBadge } from '../components/StateBadge';
 import { ProblemAlert } from '../components/ProblemAlert';
 import { PREFILL_KEY } from './InstanceNew';
 
-interface Member { hash: string; analysis?: unknown; metrics?: unknown; config_path: string }
-
-function memberMetrics(m: Member): Record<string, number> {
-  const flat = { ...numericMetrics(m.metrics), ...numericMetrics(m.analysis) };
-  const nested = (m.metrics as { stats?: Record<string, { mean?: number }> } | undefined)?.stats;
-  if (nested) for (const [k, v] of Object.entries(nested)) if (typeof v?.mean === 'number') flat[k] = v.mean;
-  return flat;
-}
-
 function Pareto({ jobId, members, profile, simulated }: { jobId: string; members: Member[]; profile: string; simulated: boolean }) {
   const rows = useMemo(() => members.map((m) => ({ m, x: memberMetrics(m) })), [members]);
-  const keys = useMemo(() => [...new Set(rows.flatMap((r) => Object.keys(r.x)))].sort(), [rows]);
+  const keys = useMemo(() => metricKeys(rows.map((r) => r.x)), [rows]);
   const [xKey, setX] = useState<string | null>(null);
   const [yKey, setY] = useState<string | null>(null);
   const [picked, setPicked] = useState<Member | null>(null);
   const [error, setError] = useState<unknown>(null);
   const navigate = useNavigate();
-  const xk = xKey ?? keys.find((k) => /adg|gain/.test(k)) ?? keys[0];
-  const yk = yKey ?? keys.find((k) => /drawdown|loss/.test(k) && k !== xk) ?? keys[1] ?? keys[0];
-  const data = rows.filter((r) => r.x[xk] !== undefined && r.x[yk] !== undefined).map((r) => ({ x: r.x[xk], y: r.x[yk], hash: r.m.hash }));
+  const [xDefault, yDefault] = defaultAxes(keys);
+  const xk = xKey ?? xDefault;
+  const yk = yKey ?? yDefault;
+  const data = points(rows, xk, yk);
   const create = async (m: Member) => {
     setError(null);
     try {
@@ -56,9 +49,9 @@ function Pareto({ jobId, members, profile, simulated }: { jobId: string; members
         <div style={{ height: 300 }} data-testid="pareto-chart">
           <ResponsiveContainer>
             <ScatterChart margin={{ top: 10, right: 20, bottom: 20, left: 10 }}>
-              <CartesianGrid strokeDasharray="3 3" />
-              <XAxis type="number" dataKey="x" name={xk} label={{ value: xk, position: 'insideBottom', offset: -10 }} domain={['auto', 'auto']} />
-              <YAxis type="number" dataKey="y" name={yk} domain={['auto', 'auto']} />
+              <CartesianGrid strokeDasharray="3 3" stroke="var(--mantine-color-default-border)" />
+              <XAxis type="number" dataKey="x" name={xk} label={{ value: xk, position: 'insideBottom', offset: -10, fill: 'var(--mantine-color-dimmed)' }} domain={['auto', 'auto']} tick={{ fill: 'var(--mantine-color-dimmed)' }} />
+              <YAxis type="number" dataKey="y" name={yk} domain={['auto', 'auto']} tick={{ fill: 'var(--mantine-color-dimmed)' }} />
               <Tooltip cursor={{ strokeDasharray: '3 3' }} />
               <Scatter data={data} fill="var(--mantine-color-indigo-6)" onClick={(p) => { const hash = (p as { payload?: { hash?: string } }).payload?.hash; setPicked(members.find((m) => m.hash === hash) ?? null); }} cursor="pointer" />
             </ScatterChart>
@@ -109,7 +102,7 @@ export default function JobPage() {
   if (!j) return <Text>Loading…</Text>;
   const result = (j.result ?? {}) as { summary?: Record<string, unknown>; artifacts?: string[] };
   const metrics = numericMetrics(result.summary);
-  const pareto = (result.summary?.pareto ?? null) as Member[] | null;
+  const pareto = paretoOf(result.summary);
   const plots = (result.artifacts ?? []).filter((a) => /\.(png|svg|jpe?g)$/i.test(a));
   const equity = equityArtifact(result.artifacts, result.summary?.results_dir);
   const runs = Array.isArray(result.summary?.runs) ? (result.summary.runs as Record<string, unknown>[]) : null;

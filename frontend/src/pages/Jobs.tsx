@@ -1,13 +1,12 @@
 import { useMemo, useState, type FormEvent } from 'react';
 import { Link, useNavigate, useSearchParams } from 'react-router-dom';
 import { Button, Checkbox, Group, NumberInput, Paper, Progress, SegmentedControl, Select, SimpleGrid, Stack, Table, Text, TextInput, Title } from '@mantine/core';
-import { useQueries, useQueryClient } from '@tanstack/react-query';
+import { useQueryClient } from '@tanstack/react-query';
 import { api, call } from '../api/client';
 import { useInstances, useJobs } from '../api/queries';
-import type { JobDetail } from '../api/types';
 import { ACTIVE_JOB, formatDuration, formatTime } from '../lib/states';
-import { equityArtifact, etaSeconds, formatNumber, numericMetrics, overridesOf, type JobForm } from '../lib/jobs';
-import { EquityChart } from '../components/EquityChart';
+import { etaSeconds, overridesOf, type JobForm } from '../lib/jobs';
+import { JobCompare } from '../components/JobCompare';
 import { useDraft } from '../lib/draft';
 import { problemAt, problemOf } from '../lib/problem';
 import { JobStatusBadge } from '../components/StateBadge';
@@ -69,43 +68,6 @@ function NewJob() {
   );
 }
 
-/** The change from the first result to the second, signed, with its relative size. */
-function delta(a: number | undefined, b: number | undefined): string {
-  if (a === undefined || b === undefined) return '—';
-  const d = b - a;
-  const rel = a !== 0 ? ` (${d >= 0 ? '+' : ''}${((100 * d) / Math.abs(a)).toFixed(0)}%)` : '';
-  return `${d >= 0 ? '+' : ''}${formatNumber(d)}${rel}`;
-}
-
-function Compare({ ids }: { ids: string[] }) {
-  const jobs = useQueries({ queries: ids.map((id) => ({ queryKey: ['job', id], queryFn: () => call(api.GET('/api/v1/jobs/{job_id}', { params: { path: { job_id: id } } })) as Promise<JobDetail> })) });
-  const results = jobs.map((q) => (q.data?.result ?? null) as { summary?: Record<string, unknown>; artifacts?: string[] } | null);
-  const metrics = results.map((r) => numericMetrics(r?.summary));
-  const equities = results.map((r) => equityArtifact(r?.artifacts, r?.summary?.results_dir));
-  const keys = [...new Set(metrics.flatMap((m) => Object.keys(m)))].sort();
-  return (
-    <Paper withBorder p="md" data-testid="compare">
-      <Title order={4} mb="xs">Compare results</Title>
-      {keys.length === 0 ? <Text size="sm" c="dimmed">These jobs have no metrics yet (only finished backtests have them).</Text> : (
-        <Table fz="xs" striped>
-          <Table.Thead><Table.Tr><Table.Th>Metric</Table.Th>{ids.map((id) => <Table.Th key={id} ta="right"><Link to={`/jobs/${id}`}>{id.slice(0, 8)}</Link></Table.Th>)}<Table.Th ta="right">second − first</Table.Th></Table.Tr></Table.Thead>
-          <Table.Tbody>
-            {keys.map((k) => (
-              <Table.Tr key={k}><Table.Td>{k}</Table.Td>{metrics.map((m, i) => <Table.Td key={i} ta="right" ff="monospace">{formatNumber(m[k])}</Table.Td>)}<Table.Td ta="right" ff="monospace" c="dimmed">{delta(metrics[0][k], metrics[1]?.[k])}</Table.Td></Table.Tr>
-            ))}
-          </Table.Tbody>
-        </Table>
-      )}
-      {equities.some(Boolean) && (
-        <SimpleGrid cols={2} mt="sm">
-          {ids.map((id, i) => equities[i] ? <EquityChart key={id} jobId={id} name={equities[i]!} title={`Balance and equity · ${id.slice(0, 8)}`} height={200} />
-            : <Text key={id} size="sm" c="dimmed">{id.slice(0, 8)}: no balance/equity series (only finished backtests have one).</Text>)}
-        </SimpleGrid>
-      )}
-    </Paper>
-  );
-}
-
 export default function Jobs() {
   const jobs = useJobs();
   const instances = useInstances();
@@ -149,7 +111,7 @@ export default function Jobs() {
           </Table>
         </Paper>
       )}
-      {compare.length === 2 ? <Compare ids={compare} /> : <Text size="xs" c="dimmed">Tick two jobs to compare their results side by side.</Text>}
+      {compare.length === 2 ? <JobCompare ids={compare as [string, string]} /> : <Text size="xs" c="dimmed">Tick two jobs to compare their results side by side.</Text>}
     </Stack>
   );
 }
