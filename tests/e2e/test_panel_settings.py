@@ -56,10 +56,13 @@ def test_user_creates_uses_and_revokes_an_api_token(panel: Panel) -> None:
     tokens = page.get_by_role("region", name="API tokens")
     expect(tokens.get_by_test_id("tokens-empty")).to_be_visible()
     tokens.get_by_role("textbox", name="Token name").fill("e2e-script")
+    tokens.get_by_test_id("token-lifetime").click()
+    page.get_by_role("option", name="90 days").click()
     tokens.get_by_role("textbox", name="Token name").press("Enter")
     token = tokens.get_by_test_id("new-token").inner_text()
     assert re.fullmatch(r"[\w-]{40,}", token), token
     expect(tokens.get_by_test_id("token-e2e-script")).to_contain_text("not yet")
+    expect(tokens.get_by_test_id("token-e2e-script")).not_to_contain_text("never")  # it expires
 
     script = httpx.Client(base_url=panel.url, headers={"Authorization": f"Bearer {token}"}, timeout=30)
     with script:

@@ -6,10 +6,14 @@ from __future__ import annotations
 import contextlib
 import json
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 
 import httpx
 import redis as redis_sync
+from sqlalchemy import update
 
+from botfleet.db.models import ApiToken
+from botfleet.db.session import create_engine, create_sessionmaker
 from tests.integration.conftest import Stack
 
 PROBLEM = "application/problem+json"
@@ -215,3 +219,29 @@ async def test_repeated_failed_logins_from_one_address_are_refused_for_a_while(s
             redis.delete("botfleet:login-failures:127.0.0.1")
         r = await anonymous.post("/api/v1/auth/login", json={"username": "admin", "password": "admin-password"})
         assert r.status_code == 200, r.text
+
+
+async def test_a_token_made_to_expire_is_refused_after_its_last_day(stack: Stack, api: httpx.AsyncClient) -> None:
+    created = await api.post("/api/v1/auth/tokens", json={"name": "ci", "expires_in_days": 30})
+    assert created.status_code == 201, created.text
+    out = created.json()
+    expires = datetime.fromisoformat(out["expires_at"])
+    assert timedelta(days=29, hours=23) < expires - datetime.now(UTC) <= timedelta(days=30)
+    listed = {t["name"]: t for t in (await api.get("/api/v1/auth/tokens")).json()}
+    assert listed["ci"]["expires_at"] is not None
+    for days in (0, 3651, -1):
+        detail = _problem(await api.post("/api/v1/auth/tokens", json={"name": "x", "expires_in_days": days}),
+                          422, "expires_in_days")
+        assert "1-3650 days" in detail
+    # Its last day passes (the clock moved on: the row says so).
+    engine = create_engine(stack.env["BOTFLEET_DATABASE_URL"])
+    try:
+        async with create_sessionmaker(engine)() as session:
+            await session.execute(update(ApiToken).where(ApiToken.id == out["id"])
+                                  .values(expires_at=datetime.now(UTC) - timedelta(minutes=1)))
+            await session.commit()
+    finally:
+        await engine.dispose()
+    async with httpx.AsyncClient(base_url=stack.url, headers={"Authorization": f"Bearer {out['token']}"}) as script:
+        r = await script.get("/api/v1/instances")
+        assert r.status_code == 401 and "expired" in r.json()["detail"]

@@ -147,6 +147,8 @@ class Me(BaseModel):
 
 class NewToken(BaseModel):
     name: str = Field(description="What uses it, e.g. 'grafana' (1-128 characters).")
+    expires_in_days: int | None = Field(
+        default=None, description="Days until it is refused (1-3650); left out: it never expires.")
 
 
 class TokenInfo(BaseModel):
@@ -209,11 +211,11 @@ class AuthController(Controller):
 
     @post("/tokens", operation_id="createApiToken", status_code=201)
     async def create_token(self, data: NewToken, user: User, session: AsyncSession, redis: Redis) -> TokenOut:
-        """A long-lived API token for scripts; shown once."""
-        token, row = await auth.create_api_token(session, user, data.name)
+        """An API token for scripts, shown once; it never expires unless ``expires_in_days``."""
+        token, row = await auth.create_api_token(session, user, data.name, expires_in_days=data.expires_in_days)
         await session.commit()
         await publish_events(redis, take_recorded(session))
-        return TokenOut(token=token, expires_at=None, username=user.username, id=row.id)
+        return TokenOut(token=token, expires_at=row.expires_at, username=user.username, id=row.id)
 
     @delete("/tokens/{token_id:str}", operation_id="revokeApiToken", status_code=204)
     async def revoke_token(self, token_id: str, user: User, session: AsyncSession, redis: Redis) -> None:

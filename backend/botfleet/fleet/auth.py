@@ -38,6 +38,7 @@ __all__ = [
 #: busy script does not turn every request into a SQL write.
 LAST_USED_RESOLUTION = 60.0
 TOKEN_NAME_MAX = 128
+TOKEN_DAYS_MAX = 3650
 
 
 async def login(
@@ -102,18 +103,26 @@ async def record_failed_login(redis: Redis, address: str) -> None:
         await pipe.execute()
 
 
-async def create_api_token(session: AsyncSession, user: User, name: str) -> tuple[str, ApiToken]:
-    """A long-lived API token for scripts: (plaintext, shown once; its row).
+async def create_api_token(
+    session: AsyncSession, user: User, name: str, *, expires_in_days: int | None = None
+) -> tuple[str, ApiToken]:
+    """An API token for scripts: (plaintext, shown once; its row). It never expires unless
+    ``expires_in_days`` (1-3650) is given; then it is refused from that many days on.
 
     Raises:
-        Invalid: an empty name or one over 128 characters (key ``name``).
+        Invalid: an empty name or one over 128 characters (key ``name``); a lifetime outside
+            1-3650 days (key ``expires_in_days``).
     """
     name = name.strip()
     if not name or len(name) > TOKEN_NAME_MAX:
         raise Invalid(f"give the token a name of 1-{TOKEN_NAME_MAX} characters that says what uses it, "
                       "e.g. 'grafana'", key="name")
+    if expires_in_days is not None and not 1 <= expires_in_days <= TOKEN_DAYS_MAX:
+        raise Invalid(f"a token lives 1-{TOKEN_DAYS_MAX} days, or leave expires_in_days out for a "
+                      "token that never expires", key="expires_in_days")
+    expires_at = utcnow() + timedelta(days=expires_in_days) if expires_in_days else None
     token = new_token()
-    row = ApiToken(user_id=user.id, name=name, kind="api", token_hash=hash_token(token))
+    row = ApiToken(user_id=user.id, name=name, kind="api", token_hash=hash_token(token), expires_at=expires_at)
     session.add(row)
     await session.flush()
     await note_event(session, "token.created", {
@@ -122,7 +131,7 @@ async def create_api_token(session: AsyncSession, user: User, name: str) -> tupl
 
 
 async def list_tokens(session: AsyncSession, user: User) -> list[ApiToken]:
-    """The user's API tokens and unexpired login sessions, newest first."""
+    """The user's API tokens and login sessions that have not expired, newest first."""
     rows = await session.scalars(
         select(ApiToken)
         .where(ApiToken.user_id == user.id, or_(ApiToken.expires_at.is_(None), ApiToken.expires_at > utcnow()))

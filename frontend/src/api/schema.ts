@@ -1344,6 +1344,8 @@ export interface components {
         };
         /** NewToken */
         NewToken: {
+            /** @description Days until it is refused (1-3650); left out: it never expires. */
+            expires_in_days?: number | null;
             /** @description What uses it, e.g. 'grafana' (1-128 characters). */
             name: string;
         };

@@ -2,7 +2,7 @@
  * your tokens and login sessions (never the tokens themselves), revoke one after a confirmation.
  * A revoked token is refused by every api replica at once. */
 import { useState, type FormEvent } from 'react';
-import { Alert, Badge, Button, Code, CopyButton, Group, Modal, Paper, Stack, Table, Text, TextInput, Title } from '@mantine/core';
+import { Alert, Badge, Button, Code, CopyButton, Group, Modal, Paper, Select, Stack, Table, Text, TextInput, Title } from '@mantine/core';
 import { useQuery, useQueryClient } from '@tanstack/react-query';
 import { api, call } from '../api/client';
 import type { components } from '../api/schema';
@@ -12,6 +12,14 @@ import { formatTime } from '../lib/states';
 import { ProblemAlert } from './ProblemAlert';
 
 export type TokenInfo = components['schemas']['TokenInfo'];
+
+/** Lifetimes offered for a new token (days; '' = never expires). */
+export const TOKEN_LIFETIMES = [
+  { value: '', label: 'Never' },
+  { value: '30', label: '30 days' },
+  { value: '90', label: '90 days' },
+  { value: '365', label: '1 year' },
+];
 
 /** The new token, shown this once, with a copy button and how to use it. */
 export function NewTokenNotice({ token, name, onDone }: { token: string; name: string; onDone: () => void }) {
@@ -95,6 +103,7 @@ export default function TokensSettings() {
   const qc = useQueryClient();
   const tokens = useQuery({ queryKey: ['tokens'], queryFn: () => call(api.GET('/api/v1/auth/tokens')) });
   const [name, setName] = useState('');
+  const [lifetime, setLifetime] = useState('');
   const [created, setCreated] = useState<{ token: string; name: string } | null>(null);
   const [error, setError] = useState<unknown>(null);
   const [busy, setBusy] = useState(false);
@@ -103,7 +112,8 @@ export default function TokensSettings() {
     setError(null);
     setBusy(true);
     try {
-      const out = await call(api.POST('/api/v1/auth/tokens', { body: { name } }));
+      const body = lifetime ? { name, expires_in_days: Number(lifetime) } : { name };
+      const out = await call(api.POST('/api/v1/auth/tokens', { body }));
       setCreated({ token: out.token, name });
       setName('');
       qc.invalidateQueries({ queryKey: ['tokens'] });
@@ -133,10 +143,12 @@ export default function TokensSettings() {
         <Group align="start">
           <TextInput label="Token name" description="What uses it, e.g. grafana" required maxLength={128} value={name}
             onChange={(e) => setName(e.currentTarget.value)} error={problemAt(problem, 'name')} />
+          <Select label="Expires" description="After that it is refused" data={TOKEN_LIFETIMES} value={lifetime} data-testid="token-lifetime"
+            onChange={(v) => setLifetime(v ?? '')} allowDeselect={false} w={140} error={problemAt(problem, 'expires_in_days')} />
           <Button type="submit" mt={44} loading={busy}>Create token</Button>
         </Group>
       </form>
-      {problem && !problemAt(problem, 'name') && <ProblemAlert error={error} />}
+      {problem && !problemAt(problem, 'name') && !problemAt(problem, 'expires_in_days') && <ProblemAlert error={error} />}
       {created && <NewTokenNotice token={created.token} name={created.name} onDone={() => setCreated(null)} />}
       <Title order={4} mt="md" mb="xs">Your tokens</Title>
       {tokens.error ? <ProblemAlert error={tokens.error} /> : null}
