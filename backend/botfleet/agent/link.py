@@ -131,6 +131,7 @@ class Link:
         """Dial (a new client: no connection of a lost link is reused), announce, follow
         commands and upload events until the link is lost; then dial again."""
         while True:
+            reason = "the link's tasks ended"
             try:
                 async with api_client(self.settings, timeout=TIMEOUT, limits=httpx.Limits(
                         max_connections=4, max_keepalive_connections=3)) as client, \
@@ -140,7 +141,8 @@ class Link:
                     group.create_task(self._upload_loop(client), name="events")
             except* _LinkLost as lost:
                 reason = str(lost.exceptions[0])
-            self._reannounce(f"link lost: {reason}")
+            self._announced.clear()
+            self._announce_wanted.set()
             delay = self._redial.next()
             log.warning("link lost; dialing again", reason=reason, retry_in=round(delay, 2),
                         kept_batches=len(self._unacked))
