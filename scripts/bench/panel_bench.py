@@ -1,7 +1,7 @@
 """The web panel's benchmark (issue 4), measured in Debian's Chromium with Playwright.
 
-    .venv/bin/python scripts/bench/panel_bench.py [--instances 1000] [--log-rate 10000]
-        [--seconds 6] [--redis-url redis://127.0.0.1:6379/6] [--trace var/panel-trace.json]
+    .venv/bin/python scripts/bench/panel_bench.py [--instances 1000] [--create sql|api]
+        [--log-rate 10000 (0: no stream, for comparison)] [--seconds 6] [--redis-url redis://127.0.0.1:6379/6] [--trace var/panel-trace.json]
         [--timeout 420] [--json scripts/bench/results/panel.json]
 
 Needs ``frontend/dist`` (``cd frontend && npm ci && npm run build``) and /usr/bin/chromium.
@@ -14,8 +14,8 @@ exits 2 instead of hanging (every wait in the page has its own deadline too).
    scripts/styles it references (the login page); ``overview_after_login``: every same-origin
    .js/.css fetched up to the fleet overview after logging in.
 2. The stack: a real api and local agent (fresh SQLite, the given Redis database flushed),
-   ``--instances`` simulated instances created through ``POST /api/v1/instances`` (one
-   at a time), plus one started stand-in bot ("flood") that writes ``--log-rate`` lines/s
+   ``--instances`` simulated instances (written to the database before the api starts, or
+   with ``--create api`` made through ``POST /api/v1/instances`` one at a time), plus one started stand-in bot ("flood") that writes ``--log-rate`` lines/s
    (``BOTFLEET_DEMO_LINES_PER_SEC``); the script waits until its lines arrive in Redis.
 3. ``table``: one page shows the instances table, and the same page holds that bot's live log
    viewer (the instance page in a same-origin iframe in the corner, following). A same-origin
