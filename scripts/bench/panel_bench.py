@@ -112,6 +112,8 @@ class Phases:
     def __init__(self) -> None:
         self.seconds: dict[str, float] = {}
         self.current = "start"
+        #: The phase the watchdog fired in (empty: it did not).
+        self.timed_out = ""
 
     @contextlib.contextmanager
     def __call__(self, name: str) -> Iterator[None]:
@@ -126,6 +128,7 @@ def watchdog(seconds: float, phases: Phases) -> threading.Timer:
     """Past ``seconds``: print the phase and every thread's traceback, then interrupt the main
     thread (a KeyboardInterrupt there runs the clean-up of the stack and the browser)."""
     def fire() -> None:
+        phases.timed_out = phases.current
         progress(f"TIMEOUT after {seconds:.0f} s in phase {phases.current!r}; where the script was:")
         faulthandler.dump_traceback(file=sys.stderr, all_threads=True)
         _thread.interrupt_main()
@@ -513,7 +516,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, default=6.0, help="length of the scroll and of the log viewer's follow")
     parser.add_argument("--redis-url", default=os.environ.get("BOTFLEET_BENCH_REDIS_URL", "redis://127.0.0.1:6379/6"))
     parser.add_argument("--trace", default="", help="keep the traces: PATH.table.json, PATH.logs.json")
-    parser.add_argument("--timeout", type=float, default=420, help="give up (exit 2) after this many seconds")
+    parser.add_argument("--timeout", type=float, default=420, help="give up (exit 2) after this many seconds (raise it for --create api: ~6 min more)")
     parser.add_argument("--json", default="")
     args = parser.parse_args(argv)
     phases = Phases()
@@ -521,7 +524,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         result = run(args, phases)
     except KeyboardInterrupt:
-        progress(f"stopped in phase {phases.current!r} (the stack was stopped)")
+        progress(f"stopped in phase {phases.timed_out or phases.current!r} (the stack was stopped)")
         return 2
     finally:
         timer.cancel()
