@@ -1,28 +1,36 @@
 """The web panel's benchmark (issue 4), measured in Debian's Chromium with Playwright.
 
-    .venv/bin/python scripts/bench/panel_bench.py [--instances 1000] [--log-rate 10000]
-        [--seconds 6] [--redis-url redis://127.0.0.1:6379/6] [--trace var/panel-trace.json]
-        [--json scripts/bench/results/panel.json]
+    .venv/bin/python scripts/bench/panel_bench.py [--instances 1000] [--create sql|api]
+        [--log-rate 10000 (0: no stream, for comparison)] [--seconds 6] [--redis-url redis://127.0.0.1:6379/6] [--trace var/panel-trace.json]
+        [--timeout 420] [--json scripts/bench/results/panel.json]
 
 Needs ``frontend/dist`` (``cd frontend && npm ci && npm run build``) and /usr/bin/chromium.
+Progress goes to stderr, one line per phase with its duration (``[panel-bench 12.3s] ...``);
+the result (JSON) to stdout and ``--json``. The whole run is bounded by ``--timeout`` seconds:
+past it the script prints where it was (the phase and a Python traceback), stops the stack and
+exits 2 instead of hanging (every wait in the page has its own deadline too).
 
-1. ``bundle``: bytes (raw and gzip -9) of what the first page loads: index.html and the
-   scripts/styles it references (the login page), then everything fetched up to the fleet
-   overview after logging in (every same-origin .js/.css response, gzipped here).
-2. ``table``: a real stack (api and the local agent; fresh SQLite, the given Redis database flushed)
-   with ``--instances`` simulated instances (created, not started) and one started bot that
-   writes ``--log-rate`` lines/s (the stand-in's ``BOTFLEET_DEMO_LINES_PER_SEC``). Page A has
-   that bot's live log viewer open (following); page B, in the same browser, shows the
-   instances table. On B we scroll the table 200 px per frame for ``--seconds`` s, then type a
-   filter one key at a time, change the state filter and clear. Chromium's trace
-   (``browser.start_tracing``) gives the renderer main-thread tasks (``RunTask``; a frame
-   cannot be shorter than the task that blocks it); the page itself records
-   requestAnimationFrame intervals. Page A and page B are two tabs of one browser context;
-   Chromium gives each its own renderer process (``trace_by_page`` shows both renderers'
-   main-thread tasks, by pid), so the log stream reaches the table page as CPU contention on
-   the machine, not as work on its main thread.
-3. ``logs``: the same measures on page A (the log viewer at ``--log-rate`` lines/s), while
-   following, then with a search filter typed in, with the lines received per second.
+1. ``first_page``: bytes (raw and gzip -9) of what the first page loads: index.html and the
+   scripts/styles it references (the login page); ``overview_after_login``: every same-origin
+   .js/.css fetched up to the fleet overview after logging in.
+2. The stack: a real api and local agent (fresh SQLite, the given Redis database flushed),
+   ``--instances`` simulated instances (written to the database before the api starts, or
+   with ``--create api`` made through ``POST /api/v1/instances`` one at a time), plus one started stand-in bot ("flood") that writes ``--log-rate`` lines/s
+   (``BOTFLEET_DEMO_LINES_PER_SEC``); the script waits until its lines arrive in Redis.
+3. ``table``: one page shows the instances table, and the same page holds that bot's live log
+   viewer (the instance page in a same-origin iframe in the corner, following). A same-origin
+   iframe runs on the page's renderer main thread, so every line the viewer receives and draws
+   is work on the thread that must also scroll and filter the table: the issue's "with a log
+   stream at 10,000 lines/s" taken at its hardest (a second tab would get its own renderer
+   process and leave the table's main thread alone). On that page we scroll the table 200 px
+   per frame for ``--seconds`` s, then type a filter one key at a time, pick a state filter
+   and clear. Measured: requestAnimationFrame intervals in the page (``frames``), Long
+   Animation Frames (``loaf``: frames over 50 ms with the scripts that ran in them), and from
+   Chromium's trace (``browser.start_tracing``) the renderer main-thread tasks (``RunTask``,
+   wall ``dur`` and CPU ``tdur``). ``log_stream`` says how many lines/s the bot wrote and the
+   page's log viewer received meanwhile.
+4. ``logs``: the log viewer alone as a top-level page at ``--log-rate``: following, then with
+   a search typed in; the same measures.
 """
 
 from __future__ import annotations
@@ -30,6 +38,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import faulthandler
 import gzip
 import json
 import os
@@ -38,13 +47,16 @@ import shutil
 import statistics
 import sys
 import tempfile
+import threading
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import _thread
 import httpx
 import redis as redis_sync
-from playwright.sync_api import Page, sync_playwright
+from playwright.sync_api import Frame, Page, sync_playwright
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
@@ -60,10 +72,70 @@ EXAMPLE = ROOT / "tests" / "data" / "passivbot" / "v8" / "btc_long.json"
 ARGS = ["--no-sandbox", "--disable-background-networking", "--disable-component-update", "--disable-sync",
         "--no-first-run", "--disable-gpu", "--disable-dev-shm-usage", "--disable-renderer-backgrounding",
         "--disable-background-timer-throttling", "--disable-backgrounding-occluded-windows"]
+# "toplevel" has every task of every thread (ThreadControllerImpl::RunTask, wall and CPU
+# time); "disabled-by-default-devtools.timeline" doubled the trace (168 MB for 9 s here).
+CATEGORIES = ["toplevel"]
+START = time.monotonic()
 
-RAF_PROBE = """() => { window.__frames = []; let last = performance.now();
-  const tick = (t) => { window.__frames.push(t - last); last = t; if (window.__frames_on) requestAnimationFrame(tick); };
-  window.__frames_on = true; requestAnimationFrame(tick); }"""
+# Frame intervals (rAF) and Long Animation Frames (>50 ms, with script attribution); the probe
+# stops itself after 120 s so a forgotten probe cannot grow without bound.
+PROBE = """() => { const w = window; w.__frames = []; w.__loaf = []; let last = performance.now();
+  const end = last + 120000; w.__probe_on = true;
+  const tick = (t) => { w.__frames.push(t - last); last = t; if (w.__probe_on && t < end) requestAnimationFrame(tick); };
+  requestAnimationFrame(tick);
+  try { w.__observer = new PerformanceObserver((list) => { for (const e of list.getEntries()) w.__loaf.push({
+      duration: e.duration, blocking: e.blockingDuration, render: e.renderStart ? e.startTime + e.duration - e.renderStart : 0,
+      scripts: (e.scripts || []).map((s) => ({ ms: s.duration, invoker: s.invoker, fn: s.sourceFunctionName, kind: s.invokerType }))}); });
+    w.__observer.observe({ type: 'long-animation-frame' }); } catch (err) { w.__loaf = null; } }"""
+PROBE_STOP = """() => { window.__probe_on = false; if (window.__observer) window.__observer.disconnect();
+  return { frames: window.__frames, loaf: window.__loaf }; }"""
+# Scroll the table 200 px per frame for `ms`; resolves after `ms` even when no frame comes.
+SCROLL = """(ms) => new Promise((done) => { const el = document.querySelector('[data-testid=instances-scroller]');
+  const end = performance.now() + ms; setTimeout(done, ms + 2000);
+  const step = () => { el.scrollTop += 200; if (el.scrollTop + el.clientHeight >= el.scrollHeight) el.scrollTop = 0;
+    if (performance.now() < end) requestAnimationFrame(step); else done(); }; requestAnimationFrame(step); })"""
+IFRAME = """(src) => new Promise((done) => { const f = document.createElement('iframe'); f.id = 'bench-log-viewer';
+  f.src = src; f.title = 'log viewer (benchmark)';
+  f.style.cssText = 'position:fixed;right:8px;bottom:8px;width:700px;height:460px;z-index:1000;border:2px solid #888;background:#fff';
+  f.onload = () => done(); setTimeout(done, 30000); document.body.appendChild(f); })"""
+
+
+def progress(message: str) -> None:
+    """One progress line on stderr, with the seconds since the script started."""
+    print(f"[panel-bench {time.monotonic() - START:6.1f}s] {message}", file=sys.stderr, flush=True)
+
+
+class Phases:
+    """Named phases: each is announced on stderr when it starts and ends (with its
+    duration), recorded in ``seconds``, and named by the watchdog if the run overruns."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+        self.current = "start"
+        #: The phase the watchdog fired in (empty: it did not).
+        self.timed_out = ""
+
+    @contextlib.contextmanager
+    def __call__(self, name: str) -> Iterator[None]:
+        self.current, t0 = name, time.monotonic()
+        progress(f"{name} ...")
+        yield
+        self.seconds[name] = round(time.monotonic() - t0, 1)
+        progress(f"{name}: done in {self.seconds[name]} s")
+
+
+def watchdog(seconds: float, phases: Phases) -> threading.Timer:
+    """Past ``seconds``: print the phase and every thread's traceback, then interrupt the main
+    thread (a KeyboardInterrupt there runs the clean-up of the stack and the browser)."""
+    def fire() -> None:
+        phases.timed_out = phases.current
+        progress(f"TIMEOUT after {seconds:.0f} s in phase {phases.current!r}; where the script was:")
+        faulthandler.dump_traceback(file=sys.stderr, all_threads=True)
+        _thread.interrupt_main()
+    timer = threading.Timer(seconds, fire)
+    timer.daemon = True
+    timer.start()
+    return timer
 
 
 def gz(data: bytes) -> int:
@@ -78,71 +150,123 @@ def first_page_bundle() -> dict[str, Any]:
             "gzip": gz(html) + sum(gz(b) for b in files.values())}
 
 
-def summary(frames: list[float], tasks: list[tuple[float, float]]) -> dict[str, Any]:
-    frames = [f for f in frames[1:] if f > 0]
-    return {
-        "frames": len(frames),
-        "frame_ms_p50": round(statistics.median(frames), 1) if frames else None,
-        "frame_ms_p95": round(sorted(frames)[int(0.95 * (len(frames) - 1))], 1) if frames else None,
-        "frame_ms_p99": round(sorted(frames)[int(0.99 * (len(frames) - 1))], 1) if frames else None,
-        "frame_ms_max": round(max(frames), 1) if frames else None,
-        "frames_over_50ms": sum(1 for f in frames if f > 50),
-        "main_thread_task_ms_max": round(max(t for t, _ in tasks), 1) if tasks else None,
-        "main_thread_tasks_over_50ms": sum(1 for t, _ in tasks if t > 50),
-        # CPU time of the same tasks: the panel's own work, without the time the OS gave
-        # other processes (this 2-core machine also runs the api, agent, Redis and the bot)
-        "main_thread_task_cpu_ms_max": round(max(c for _, c in tasks), 1) if tasks else None,
-        "main_thread_tasks_over_50ms_cpu": sum(1 for _, c in tasks if c > 50),
-    }
+def pct(values: list[float], q: float) -> float:
+    return round(sorted(values)[int(q * (len(values) - 1))], 1)
 
 
-def traced_pid(trace: bytes) -> int | None:
-    """Renderer pid of the page given to ``browser.start_tracing(page=...)``: the
-    ``processId`` of its frame in the trace's ``TracingStartedInBrowser`` event."""
-    events = json.loads(trace)
-    events = events["traceEvents"] if isinstance(events, dict) else events
-    for e in events:
-        if e.get("name") == "TracingStartedInBrowser":
-            frames = e.get("args", {}).get("data", {}).get("frames", [])
-            if frames:
-                return int(frames[0]["processId"])
-    return None
-
-
-def by_page(trace: bytes, traced: str, other: str) -> dict[str, Any]:
-    """The trace's renderer main-thread tasks summed up per renderer: the traced page's
-    (labelled ``traced``) and any other (``other``; with its pid when there are several)."""
-    pid = traced_pid(trace)
-    out: dict[str, Any] = {}
-    for renderer, tasks in renderer_tasks(trace, 0).items():
-        label = traced if renderer == pid else other
-        if label in out:
-            label = f"{other} (pid {renderer})"
-        out[label] = {"pid": renderer, **{k: v for k, v in summary([], tasks).items() if k.startswith("main_thread")}}
+def frame_summary(probe: dict[str, Any]) -> dict[str, Any]:
+    """Frame intervals (ms) from the rAF probe and Long Animation Frames from the page."""
+    frames = [f for f in probe["frames"][1:] if f > 0]
+    out: dict[str, Any] = {"frames": len(frames)}
+    if frames:
+        out.update(frame_ms_p50=round(statistics.median(frames), 1), frame_ms_p95=pct(frames, 0.95),
+                   frame_ms_p99=pct(frames, 0.99), frame_ms_max=round(max(frames), 1),
+                   frames_over_50ms=sum(1 for f in frames if f > 50))
+    loaf = probe["loaf"]
+    if loaf is not None:
+        scripts: dict[str, float] = {}
+        for frame in loaf:
+            for s in frame["scripts"]:
+                key = f"{s['kind']} {s['invoker']}" + (f" ({s['fn']})" if s["fn"] else "")
+                scripts[key] = scripts.get(key, 0) + s["ms"]
+        out["loaf"] = {"count": len(loaf), "max_ms": round(max((f["duration"] for f in loaf), default=0), 1),
+                       "max_blocking_ms": round(max((f["blocking"] for f in loaf), default=0), 1),
+                       "script_ms_total": round(sum(scripts.values()), 1),
+                       "top_scripts_ms": {k: round(v, 1) for k, v in sorted(scripts.items(), key=lambda kv: -kv[1])[:5]}}
     return out
 
 
-def renderer_tasks(trace: bytes, since_us: float) -> dict[int, list[tuple[float, float]]]:
-    """(wall ms, CPU ms) of every RunTask per renderer main thread (by pid) from a Chromium
-    trace (``dur`` and ``tdur`` of the trace event format)."""
+def task_summary(tasks: list[tuple[float, float]]) -> dict[str, Any]:
+    """(wall ms, CPU ms) of main-thread tasks: the longest, and how many passed 50 ms.
+    CPU time leaves out the time the OS gave other processes (the api, agent, Redis and the
+    bot share this machine's cores)."""
+    if not tasks:
+        return {"tasks": 0}
+    return {"tasks": len(tasks), "task_ms_max": round(max(t for t, _ in tasks), 1),
+            "tasks_over_50ms": sum(1 for t, _ in tasks if t > 50),
+            "task_cpu_ms_max": round(max(c for _, c in tasks), 1),
+            "tasks_over_50ms_cpu": sum(1 for _, c in tasks if c > 50)}
+
+
+def trace_events(trace: bytes) -> list[dict[str, Any]]:
     events = json.loads(trace)
-    events = events["traceEvents"] if isinstance(events, dict) else events
+    return events["traceEvents"] if isinstance(events, dict) else events
+
+
+def renderer_tasks(events: list[dict[str, Any]]) -> dict[int, list[tuple[float, float]]]:
+    """(wall ms, CPU ms) of every task per renderer main thread (``CrRendererMain``, by pid),
+    from the trace event format's ``dur`` and ``tdur`` (µs) of ``ThreadControllerImpl::RunTask``."""
     mains = {(e["pid"], e["tid"]) for e in events if e.get("ph") == "M" and e.get("name") == "thread_name"
              and e.get("args", {}).get("name") == "CrRendererMain"}
     out: dict[int, list[tuple[float, float]]] = {}
     for e in events:
-        if e.get("name") == "RunTask" and e.get("ph") == "X" and (e["pid"], e["tid"]) in mains and e.get("ts", 0) >= since_us:
+        if e.get("name") == "ThreadControllerImpl::RunTask" and e.get("ph") == "X" and (e["pid"], e["tid"]) in mains:
             out.setdefault(e["pid"], []).append((e.get("dur", 0) / 1000, e.get("tdur", 0) / 1000))
     return out
 
 
-def start_stack(redis_url: str) -> Stack:
+class CPU:
+    """CPU seconds used by each part of the run between :meth:`start` and :meth:`stop`, and
+    by the whole machine: what the 2 cores were doing while the page was measured."""
+
+    def __init__(self, stack: Stack) -> None:
+        self.stack = stack
+
+    def groups(self) -> dict[str, list[Any]]:
+        import psutil
+
+        me = psutil.Process()
+        out: dict[str, list[Any]] = {"api": [], "agent + bot": [], "chromium": [], "playwright driver": [], "this script": [me]}
+        for name, proc in self.stack.procs.items():
+            with contextlib.suppress(psutil.Error):
+                p = psutil.Process(proc.pid)
+                out["api" if name == "api" else "agent + bot"] += [p, *p.children(recursive=True)]
+        for child in me.children(recursive=True):
+            with contextlib.suppress(psutil.Error):
+                if child.pid in {p.pid for v in out.values() for p in v}:
+                    continue
+                out["chromium" if "chrom" in child.name() else "playwright driver"].append(child)
+        return out
+
+    @staticmethod
+    def used(procs: list[Any]) -> dict[int, float]:
+        out = {}
+        for p in procs:
+            with contextlib.suppress(Exception):
+                t = p.cpu_times()
+                out[p.pid] = t.user + t.system
+        return out
+
+    def start(self) -> None:
+        import psutil
+
+        self.t0, self.machine0 = time.monotonic(), psutil.cpu_times()
+        self.before = {k: (v, self.used(v)) for k, v in self.groups().items()}
+
+    def stop(self) -> dict[str, Any]:
+        import psutil
+
+        seconds = time.monotonic() - self.t0
+        m1 = psutil.cpu_times()
+        busy = sum(getattr(m1, f) - getattr(self.machine0, f) for f in ("user", "system", "nice", "irq", "softirq", "steal"))
+        out = {"seconds": round(seconds, 1), "machine_busy_cores": round(busy / seconds, 2), "cores": os.cpu_count()}
+        for name, (procs, t0) in self.before.items():
+            t1 = self.used(procs)
+            out[f"{name}_cores"] = round(sum(t1[pid] - t0.get(pid, 0) for pid in t1) / seconds, 2)
+        return out
+
+
+def start_stack(redis_url: str, instances: int, create: str) -> Stack:
+    """A fresh SQLite database (with ``instances`` rows when ``create`` is ``sql``), the Redis
+    database flushed, the api and the local agent started."""
     home = Path(tempfile.mkdtemp(prefix="panel-bench-")) / "home"
     home.mkdir()
     db_url = f"sqlite+aiosqlite:///{home / 'botfleet.db'}"
     with redis_sync.Redis.from_url(redis_url) as client:
         client.flushdb()
     token, agent_token = asyncio.run(prepare_database(db_url))
+    if create == "sql":
+        asyncio.run(insert_instances(db_url, instances, EXAMPLE.read_text()))
     port = free_port()
     env = {**os.environ, "BOTFLEET_HOME": str(home), "BOTFLEET_DATABASE_URL": db_url, "BOTFLEET_REDIS_URL": redis_url,
            "BOTFLEET_API_URL": f"http://127.0.0.1:{port}", "BOTFLEET_AGENT_TOKEN": agent_token,
@@ -153,6 +277,63 @@ def start_stack(redis_url: str) -> Stack:
     return stack
 
 
+def create_instances(api: httpx.Client, count: int, config: str) -> None:
+    """``count`` simulated instances through the REST api, one request at a time (SQLite takes
+    one writer at a time; 8 in parallel made it slower still). Slow since commit 7c440c4:
+    each create recomputes the host's credential set from every instance's config, so the
+    1,000th create costs ~1,000 times the first (27/s at first, 2/s at the end, 344 s here)."""
+    t0 = last = time.monotonic()
+    for n in range(count):
+        api.post("/api/v1/instances", json={"name": f"bench-{n:04d}", "profile": "passivbot-v8", "simulated": True,
+                                            "config_text": config, "labels": {"desk": "ab"[n % 2]}}).raise_for_status()
+        if (n + 1) % 100 == 0:
+            now = time.monotonic()
+            progress(f"  {n + 1} of {count} created ({100 / (now - last):.0f}/s now, {now - t0:.0f} s so far)")
+            last = now
+
+
+async def insert_instances(db_url: str, count: int, config: str) -> None:
+    """``count`` simulated instances written straight into the fresh database before the api
+    starts (the rows ``POST /api/v1/instances`` writes: the instance, STOPPED, desired
+    ``stopped``, and its config version 1, parsed and validated by the profile once)."""
+    from botfleet.db import ConfigVersion, Host, Instance, create_engine, create_sessionmaker
+    from botfleet.profiles import get_profile
+    from sqlalchemy import select
+
+    profile = get_profile("passivbot-v8")
+    document = profile.validate_config(profile.parse_config(config))
+    engine = create_engine(db_url)
+    async with create_sessionmaker(engine)() as session:
+        host = await session.scalar(select(Host).where(Host.name == "local"))
+        assert host is not None
+        for n in range(count):
+            instance = Instance(name=f"bench-{n:04d}", host_id=host.id, profile="passivbot-v8", simulated=True,
+                                labels={"desk": "ab"[n % 2]}, env={}, supervision={}, state="STOPPED")
+            session.add(instance)
+            await session.flush()
+            session.add(ConfigVersion(instance_id=instance.id, version=1, document=document, source=config))
+        await session.commit()
+    await engine.dispose()
+
+
+class LogSource:
+    """The started stand-in bot and the line numbers it has written (from its Redis stream)."""
+
+    def __init__(self, api: httpx.Client, instance_id: str) -> None:
+        self.api, self.id = api, instance_id
+
+    def newest(self) -> int:
+        """The highest line number among the newest 500 lines (the agent's "lines were not
+        streamed" markers carry seq -1); -1 before the first line."""
+        items = self.api.get(f"/api/v1/instances/{self.id}/logs/range", params={"limit": 500}).json()["items"]
+        return max((i["seq"] for i in items), default=-1)
+
+    def rate(self, seconds: float) -> float:
+        s0, t0 = self.newest(), time.monotonic()
+        time.sleep(seconds)
+        return (self.newest() - s0) / (time.monotonic() - t0)
+
+
 def login(page: Page, url: str) -> None:
     page.goto(url + "/")
     page.get_by_role("textbox", name="User").fill("admin")
@@ -161,140 +342,198 @@ def login(page: Page, url: str) -> None:
     page.get_by_role("heading", name="Fleet overview").wait_for()
 
 
-def measure(page: Page, action: Any) -> list[float]:
-    page.evaluate(RAF_PROBE)
+def received(frame: Page | Frame) -> int:
+    """Lines the log viewer in ``frame`` has received (its ``log-count`` text)."""
+    text = frame.get_by_test_id("log-count").inner_text()
+    return int(re.search(r"(\d+) received", text).group(1))  # type: ignore[union-attr]
+
+
+def measured(page: Page, action: Callable[[], None]) -> dict[str, Any]:
+    page.evaluate(PROBE)
     action()
-    page.evaluate("() => { window.__frames_on = false; }")
-    return page.evaluate("() => window.__frames")
+    return frame_summary(page.evaluate(PROBE_STOP))
 
 
-def run(args: argparse.Namespace) -> dict[str, Any]:
-    result: dict[str, Any] = {"first_page": first_page_bundle(), "load_average": list(os.getloadavg())}
-    stack = start_stack(args.redis_url)
+def run(args: argparse.Namespace, phases: Phases) -> dict[str, Any]:
+    result: dict[str, Any] = {"first_page": first_page_bundle(), "load_average": [round(x, 2) for x in os.getloadavg()],
+                              "nproc": os.cpu_count(), "settings": {"instances": args.instances, "create": args.create, "log_rate": args.log_rate,
+                                                                    "seconds": args.seconds}}
+    with phases("stack: api + local agent" + (f", {args.instances} instances written to its database" if args.create == "sql" else "")):
+        stack = start_stack(args.redis_url, args.instances, args.create)
     try:
         config = EXAMPLE.read_text()
-        with httpx.Client(base_url=stack.url, headers={"Authorization": f"Bearer {stack.token}"}, timeout=60) as api:
-            t0 = time.monotonic()
-            for n in range(args.instances):
-                api.post("/api/v1/instances", json={"name": f"bench-{n:04d}", "profile": "passivbot-v8", "simulated": True,
-                                                    "config_text": config, "labels": {"desk": "ab"[n % 2]}}).raise_for_status()
-            result["create_seconds"] = round(time.monotonic() - t0, 1)
-            flood = None if not args.log_rate else api.post("/api/v1/instances", json={
-                "name": "flood", "profile": "passivbot-v8", "simulated": True, "config_text": config,
-                "env": {"BOTFLEET_DEMO_LINES_PER_SEC": str(args.log_rate), "BOTFLEET_DEMO_LOG_FILE": "0"}}).json()
-            if flood:
-                api.post(f"/api/v1/instances/{flood['id']}/start").raise_for_status()
-        with sync_playwright() as p:
-            browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=ARGS)
-            context = browser.new_context(viewport={"width": 1400, "height": 900})
-            context.set_default_timeout(60_000)
-            loaded: dict[str, bytes] = {}
+        with httpx.Client(base_url=stack.url, headers={"Authorization": f"Bearer {stack.token}"}, timeout=30) as api:
+            if args.create == "api":
+                with phases(f"create {args.instances} instances through the api"):
+                    create_instances(api, args.instances, config)
+            source: LogSource | None = None
+            if args.log_rate:
+                with phases(f"log source: start a stand-in bot at {args.log_rate} lines/s"):
+                    bot = api.post("/api/v1/instances", json={
+                        "name": "flood", "profile": "passivbot-v8", "simulated": True, "config_text": config,
+                        "env": {"BOTFLEET_DEMO_LINES_PER_SEC": str(args.log_rate), "BOTFLEET_DEMO_LOG_FILE": "0"}})
+                    bot.raise_for_status()
+                    source = LogSource(api, bot.json()["id"])
+                    api.post(f"/api/v1/instances/{source.id}/start").raise_for_status()
+                    deadline = time.monotonic() + 60
+                    while source.newest() < 0:
+                        if time.monotonic() > deadline:
+                            raise RuntimeError(f"no log line from the stand-in within 60 s; agent log:\n{stack.log('agent')[-3000:]}")
+                        time.sleep(0.5)
+                    result["log_source_lines_per_second_before"] = round(source.rate(2))
+                    progress(f"  the bot writes {result['log_source_lines_per_second_before']} lines/s")
+            rows = args.instances + (1 if source else 0)
+            with sync_playwright() as p:
+                with phases("browser: launch + log in"):
+                    browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=ARGS)
+                    context = browser.new_context(viewport={"width": 1400, "height": 900})
+                    context.set_default_timeout(60_000)
+                    loaded: dict[str, bytes] = {}
 
-            def keep(response: Any) -> None:
-                if response.url.startswith(stack.url) and re.search(r"\.(js|css)$", response.url):
-                    with contextlib.suppress(Exception):  # a response without a body (redirect)
-                        loaded[response.url] = response.body()
-            logs = context.new_page()
-            logs.on("response", keep)
-            login(logs, stack.url)
-            result["overview_after_login"] = {"files": len(loaded), "raw": sum(map(len, loaded.values())),
-                                              "gzip": sum(gz(b) for b in loaded.values())}
-            if flood:
-                logs.goto(f"{stack.url}/#/instances/{flood['id']}")
-                logs.get_by_test_id("log-line").first.wait_for()
-            table = context.new_page()
-            table.goto(f"{stack.url}/#/instances")
-            table.get_by_test_id("counts").filter(has_text=f"of {args.instances + (1 if flood else 0)}").wait_for()
-            time.sleep(2)
-
-            since = time.monotonic()
-            browser.start_tracing(page=table, categories=["toplevel", "disabled-by-default-devtools.timeline"])
-            trace_t0 = table.evaluate("() => performance.timeOrigin * 1000")  # unused: filter by count instead
-            del trace_t0
-
-            def scroll() -> None:
-                table.evaluate("""(ms) => new Promise((done) => { const el = document.querySelector('[data-testid=instances-scroller]');
-                  const end = performance.now() + ms; const step = () => { el.scrollTop += 200;
-                  if (el.scrollTop + el.clientHeight >= el.scrollHeight) el.scrollTop = 0;
-                  if (performance.now() < end) requestAnimationFrame(step); else done(); }; requestAnimationFrame(step); })""",
-                               args.seconds * 1000)
-
-            def filter_() -> None:
-                box = table.get_by_test_id("filter-text")
-                box.click()
-                table.keyboard.type("bench-09", delay=80)
-                table.get_by_test_id("filter-state").click()
-                table.get_by_role("option", name="STOPPED", exact=True).click()
-                table.keyboard.press("Escape")
-                box.fill("")
-                table.keyboard.type("desk", delay=80)
-                box.fill("")
-                time.sleep(0.5)
-
-            scroll_frames = measure(table, scroll)
-            filter_frames = measure(table, filter_)
-            trace = browser.stop_tracing()
-            tasks = [t for per in renderer_tasks(trace, 0).values() for t in per]  # both pages' renderers: the worst
-            if args.trace:
-                Path(args.trace).parent.mkdir(parents=True, exist_ok=True)
-                Path(args.trace).write_bytes(trace)
-            result["table"] = {"rows": args.instances + 1, "scroll": summary(scroll_frames, []),
-                               "filter": summary(filter_frames, []), "trace": summary([], tasks),
-                               "trace_by_page": by_page(trace, "table page", "log viewer page"),
-                               "seconds": round(time.monotonic() - since, 1)}
-
-            if not flood:
+                    def keep(response: Any) -> None:
+                        if response.url.startswith(stack.url) and re.search(r"\.(js|css)$", response.url):
+                            with contextlib.suppress(Exception):  # a response without a body (redirect)
+                                loaded[response.url] = response.body()
+                    page = context.new_page()
+                    page.on("response", keep)
+                    login(page, stack.url)
+                    result["overview_after_login"] = {"files": len(loaded), "raw": sum(map(len, loaded.values())),
+                                                      "gzip": sum(gz(b) for b in loaded.values())}
+                    page.remove_listener("response", keep)
+                with phases("table page: load the instances table (+ the log viewer iframe)"):
+                    page.goto(f"{stack.url}/#/instances")
+                    page.get_by_test_id("counts").filter(has_text=f"of {rows}").wait_for()
+                    viewer: Frame | None = None
+                    if source:
+                        page.evaluate(IFRAME, f"{stack.url}/#/instances/{source.id}")
+                        page.frame_locator("#bench-log-viewer").get_by_test_id("log-line").first.wait_for()
+                        viewer = page.locator("#bench-log-viewer").element_handle().content_frame()
+                    time.sleep(2)
+                with phases("table: scroll + filter, traced"):
+                    table = table_phase(browser, page, viewer, source, args, CPU(stack))
+                    result["table"] = {"rows": rows, **table}
+                if source:
+                    with phases("log viewer alone: follow + search, traced"):
+                        page.close()  # and its log viewer iframe
+                        page = context.new_page()
+                        page.goto(f"{stack.url}/#/instances/{source.id}")
+                        page.get_by_test_id("log-line").first.wait_for()
+                        time.sleep(2)
+                        result["logs"] = logs_phase(browser, page, source, args, CPU(stack))
                 browser.close()
-                return result
-            logs.bring_to_front()
-            count = lambda: int(re.search(r"(\d+) received", logs.get_by_test_id("log-count").inner_text()).group(1))
-            browser.start_tracing(page=logs, categories=["toplevel", "disabled-by-default-devtools.timeline"])
-            # the highest line number among the newest 500 (the agent's "lines were not streamed"
-            # markers carry seq -1)
-            newest = lambda: max(i["seq"] for i in httpx.get(
-                f"{stack.url}/api/v1/instances/{flood['id']}/logs/range", params={"limit": 500},
-                headers={"Authorization": f"Bearer {stack.token}"}).json()["items"])
-            before, seq0, t0 = count(), newest(), time.monotonic()
-            follow_frames = measure(logs, lambda: time.sleep(args.seconds))
-            rate = (count() - before) / (time.monotonic() - t0)
-            # the bot's line numbers: lines it wrote per second (streamed or counted as not streamed)
-            streamed = (newest() - seq0) / (time.monotonic() - t0)
-
-            def search() -> None:
-                logs.get_by_role("textbox", name="Search log lines").click()
-                logs.keyboard.type("order", delay=80)
-                time.sleep(args.seconds / 2)
-                logs.get_by_role("textbox", name="Search log lines").fill("")
-            search_frames = measure(logs, search)
-            trace = browser.stop_tracing()
-            tasks = [t for per in renderer_tasks(trace, 0).values() for t in per]
-            result["logs"] = {"lines_per_second_received": round(rate), "lines_per_second_written_by_bot": round(streamed), "follow": summary(follow_frames, []),
-                              "search": summary(search_frames, []), "trace": summary([], tasks),
-                              "trace_by_page": by_page(trace, "log viewer page", "table page")}
-            browser.close()
     finally:
-        stack.stop_all()
-        _kill_bots(stack.home)
-        shutil.rmtree(stack.home.parent, ignore_errors=True)
-    result["load_average_after"] = list(os.getloadavg())
+        # the busy api can miss heartbeats: the agent then announces its 1,001 instances again
+        result["agent_reannounced"] = stack.log("agent").count("announcing again")
+        progress(f"  the agent re-announced {result['agent_reannounced']} times")
+        with phases("stop the stack"):
+            stack.stop_all()
+            _kill_bots(stack.home)
+            shutil.rmtree(stack.home.parent, ignore_errors=True)
+    result["load_average_after"] = [round(x, 2) for x in os.getloadavg()]
+    result["phase_seconds"] = phases.seconds
     return result
+
+
+def stop_trace(browser: Any, args: argparse.Namespace, name: str) -> list[dict[str, Any]]:
+    t0 = time.monotonic()
+    trace = browser.stop_tracing()
+    progress(f"  trace: {len(trace) / 1e6:.1f} MB in {time.monotonic() - t0:.1f} s")
+    if args.trace:
+        path = Path(args.trace).with_suffix(f".{name}.json")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(trace)
+    return trace_events(trace)
+
+
+def by_renderer(events: list[dict[str, Any]]) -> dict[str, Any]:
+    """Task summary per renderer process (one when the log viewer shares the table's page)."""
+    return {str(pid): task_summary(tasks) for pid, tasks in renderer_tasks(events).items()}
+
+
+def table_phase(browser: Any, page: Page, viewer: Frame | None, source: LogSource | None,
+                args: argparse.Namespace, cpu: CPU) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    before = (received(viewer), time.monotonic()) if viewer else None
+    seq0 = source.newest() if source else 0
+    cpu.start()
+    browser.start_tracing(page=page, categories=CATEGORIES)
+    progress(f"  scrolling for {args.seconds} s")
+    out["scroll"] = measured(page, lambda: page.evaluate(SCROLL, args.seconds * 1000))
+
+    def filter_() -> None:
+        box = page.get_by_test_id("filter-text")
+        box.click()
+        page.keyboard.type("bench-09", delay=80)
+        page.get_by_test_id("filter-state").click()
+        page.get_by_role("option", name="STOPPED", exact=True).click()
+        page.keyboard.press("Escape")
+        box.fill("")
+        page.keyboard.type("desk", delay=80)
+        box.fill("")
+        time.sleep(0.5)
+    progress("  filtering")
+    out["filter"] = measured(page, filter_)
+    if before and viewer and source:
+        seconds = time.monotonic() - before[1]
+        out["log_stream"] = {"lines_per_second_received_by_the_page": round((received(viewer) - before[0]) / seconds),
+                             "lines_per_second_written_by_the_bot": round((source.newest() - seq0) / seconds)}
+        progress(f"  log stream meanwhile: {out['log_stream']}")
+    out["cpu"] = cpu.stop()
+    progress(f"  CPU meanwhile (cores): {out['cpu']}")
+    events = stop_trace(browser, args, "table")
+    out["renderers"] = by_renderer(events)
+    return out
+
+
+def logs_phase(browser: Any, page: Page, source: LogSource, args: argparse.Namespace, cpu: CPU) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    cpu.start()
+    browser.start_tracing(page=page, categories=CATEGORIES)
+    before, seq0, t0 = received(page), source.newest(), time.monotonic()
+    out["follow"] = measured(page, lambda: time.sleep(args.seconds))
+    seconds = time.monotonic() - t0
+    out["lines_per_second_received"] = round((received(page) - before) / seconds)
+    out["lines_per_second_written_by_bot"] = round((source.newest() - seq0) / seconds)
+
+    def search() -> None:
+        page.get_by_role("textbox", name="Search log lines").click()
+        page.keyboard.type("order", delay=80)
+        time.sleep(args.seconds / 2)
+        page.get_by_role("textbox", name="Search log lines").fill("")
+    out["search"] = measured(page, search)
+    out["cpu"] = cpu.stop()
+    out["renderers"] = by_renderer(stop_trace(browser, args, "logs"))
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--instances", type=int, default=1000)
-    parser.add_argument("--log-rate", type=int, default=10_000)
-    parser.add_argument("--seconds", type=float, default=6.0)
+    parser.add_argument("--create", choices=["sql", "api"], default="sql",
+                        help="how the instances are made: rows written before the api starts (seconds), or "
+                             "POST /api/v1/instances one by one (~6 min for 1,000 since commit 7c440c4)")
+    parser.add_argument("--log-rate", type=int, default=10_000, help="lines/s of the stand-in bot (0: no log stream)")
+    parser.add_argument("--seconds", type=float, default=6.0, help="length of the scroll and of the log viewer's follow")
     parser.add_argument("--redis-url", default=os.environ.get("BOTFLEET_BENCH_REDIS_URL", "redis://127.0.0.1:6379/6"))
-    parser.add_argument("--trace", default="")
+    parser.add_argument("--trace", default="", help="keep the traces: PATH.table.json, PATH.logs.json")
+    parser.add_argument("--timeout", type=float, default=420, help="give up (exit 2) after this many seconds (raise it for --create api: ~6 min more)")
     parser.add_argument("--json", default="")
     args = parser.parse_args(argv)
-    result = run(args)
+    phases = Phases()
+    timer = watchdog(args.timeout, phases)
+    try:
+        result = run(args, phases)
+    except KeyboardInterrupt:
+        progress(f"stopped in phase {phases.timed_out or phases.current!r} (the stack was stopped)")
+        return 2
+    finally:
+        timer.cancel()
     text = json.dumps(result, indent=2)
     print(text)
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json).write_text(text + "\n")
+    progress(f"done in {time.monotonic() - START:.0f} s")
     return 0
 
 

@@ -27,6 +27,8 @@ class LineLog:
         self.path = ""
         self.max_bytes = 0
         self.backups = 0
+        #: Lines written so far (the live bot paces its output by it).
+        self.lines = 0
 
     def rotate_to(self, path: str, max_bytes: int, backups: int) -> None:
         """Also append to ``path``, rotated at ``max_bytes`` bytes keeping ``backups`` files."""
@@ -50,6 +52,7 @@ class LineLog:
         line = f"{time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())} {level:<8} {text}\n"
         self.stream.write(line)
         self.stream.flush()
+        self.lines += 1
         if self.file is not None:
             if self.max_bytes and self.file.tell() + len(line) > self.max_bytes:
                 self._rotate()

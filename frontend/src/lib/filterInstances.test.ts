@@ -35,6 +35,14 @@ describe('filterInstances', () => {
 });
 
 describe('sortInstances', () => {
+  it('sorted once then filtered (as the table does) gives the rows and order of filtered then sorted', () => {
+    const sort = { key: 'state' as const, desc: true };
+    const filter = { host: 'vps-1', text: 'bot-2' };
+    const once = filterInstances(sortInstances(fleet, sort, hosts), filter, hosts);
+    expect(once.length).toBeGreaterThan(1);
+    expect(once.map((r) => r.id)).toEqual(sortInstances(filterInstances(fleet, filter, hosts), sort, hosts).map((r) => r.id));
+  });
+
   it('sorts names numerically and by uptime descending', () => {
     const few = [make(10), make(2), make(1)];
     expect(sortInstances(few, { key: 'name', desc: false }).map((r) => r.name)).toEqual(['bot-1', 'bot-2', 'bot-10']);

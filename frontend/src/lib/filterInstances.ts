@@ -39,6 +39,9 @@ export function filterInstances(rows: readonly Instance[], f: InstanceFilter, ho
   });
 }
 
+/** One collator for every comparison: `localeCompare` with options builds a new one per call. */
+const collator = new Intl.Collator(undefined, { numeric: true });
+
 export function sortInstances(rows: Instance[], sort: Sort, hostNames: Record<string, string> = {}): Instance[] {
   const value = (r: Instance): string | number => {
     switch (sort.key) {
@@ -51,7 +54,7 @@ export function sortInstances(rows: Instance[], sort: Sort, hostNames: Record<st
   const dir = sort.desc ? -1 : 1;
   return [...rows].sort((a, b) => {
     const va = value(a), vb = value(b);
-    const c = typeof va === 'number' && typeof vb === 'number' ? va - vb : String(va).localeCompare(String(vb), undefined, { numeric: true });
-    return c * dir || a.name.localeCompare(b.name);
+    const c = typeof va === 'number' && typeof vb === 'number' ? va - vb : collator.compare(String(va), String(vb));
+    return c * dir || collator.compare(a.name, b.name);
   });
 }

@@ -45,10 +45,12 @@ export default function Instances() {
     if (value) next.set(key, value); else next.delete(key);
     setParams(next, { replace: true });
   };
+  // Sorted once per data or sort change; a keystroke in a filter only filters (order is kept).
+  const sorted = useMemo(() => sortInstances(instances.data ?? [], sort, names), [instances.data, names, sort]);
   const rows = useMemo(
-    () => sortInstances(filterInstances(instances.data ?? [], filter, names), sort, names),
+    () => filterInstances(sorted, filter, names),
     // eslint-disable-next-line react-hooks/exhaustive-deps
-    [instances.data, names, sort, filter.host, filter.state, filter.profile, filter.label, filter.text],
+    [sorted, names, filter.host, filter.state, filter.profile, filter.label, filter.text],
   );
   const profiles = useMemo(() => [...new Set((instances.data ?? []).map((i) => i.profile))].sort(), [instances.data]);
   const visibleSelected = rows.filter((r) => selected.has(r.id));
