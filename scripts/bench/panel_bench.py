@@ -297,6 +297,7 @@ async def insert_instances(db_url: str, count: int, config: str) -> None:
     starts (the rows ``POST /api/v1/instances`` writes: the instance, STOPPED, desired
     ``stopped``, and its config version 1, parsed and validated by the profile once)."""
     from botfleet.db import ConfigVersion, Host, Instance, create_engine, create_sessionmaker
+    from botfleet.fleet.accounts import account_of
     from botfleet.profiles import get_profile
     from sqlalchemy import select
 
@@ -311,7 +312,8 @@ async def insert_instances(db_url: str, count: int, config: str) -> None:
                                 labels={"desk": "ab"[n % 2]}, env={}, supervision={}, state="STOPPED")
             session.add(instance)
             await session.flush()
-            session.add(ConfigVersion(instance_id=instance.id, version=1, document=document, source=config))
+            session.add(ConfigVersion(instance_id=instance.id, version=1, document=document, source=config,
+                                      account=account_of(document)))
         await session.commit()
     await engine.dispose()
 

@@ -12,10 +12,10 @@ from pathlib import Path
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import inspect
+from sqlalchemy import inspect, select
 
-from botfleet.db.models import Base
-from botfleet.db.session import create_engine
+from botfleet.db.models import Base, ConfigVersion, Host, Instance
+from botfleet.db.session import create_engine, create_sessionmaker
 from botfleet.fleet.migrate import (
     MigrationError,
     current_revision,
@@ -113,3 +113,29 @@ def test_botfleet_migrate_to_a_revision_and_unreachable_database(tmp_path: Path)
     assert done.returncode == 1
     assert done.stderr.startswith("botfleet: database is not reachable:")
     assert "Traceback" not in done.stderr
+
+
+async def test_upgrade_to_0002_fills_in_the_account_each_config_names(db_url: str) -> None:
+    await upgrade_async(db_url)
+    engine = create_engine(db_url)
+    try:
+        async with create_sessionmaker(engine)() as session:
+            host = Host(name="vps1")
+            session.add(host)
+            await session.flush()
+            instance = Instance(name="bot", host_id=host.id, profile="passivbot-v8", simulated=False,
+                                labels={}, env={}, supervision={}, state="STOPPED")
+            session.add(instance)
+            await session.flush()
+            for version, document in enumerate([{"live": {"user": "binance_01"}}, {"live": {}}, {}], 1):
+                session.add(ConfigVersion(instance_id=instance.id, version=version, document=document,
+                                          source="{}", account=None))
+            await session.commit()
+        await downgrade_async(db_url, "0001")
+        assert await upgrade_async(db_url) == head_revision()
+        async with create_sessionmaker(engine)() as session:
+            rows = (await session.execute(select(ConfigVersion.version, ConfigVersion.account)
+                                          .order_by(ConfigVersion.version))).all()
+        assert [tuple(r) for r in rows] == [(1, "binance_01"), (2, None), (3, None)]
+    finally:
+        await engine.dispose()

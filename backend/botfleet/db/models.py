@@ -220,6 +220,9 @@ class ConfigVersion(Base):
     source: Mapped[str] = mapped_column(Text)
     comment: Mapped[str] = mapped_column(Text, default="")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    #: ``live.user`` of ``document`` (the passivbot account it names), kept beside it so a
+    #: host's credential set is one query, not a parse of every config on the host.
+    account: Mapped[str | None] = mapped_column(String(128), default=None)
 
 
 class Event(Base):

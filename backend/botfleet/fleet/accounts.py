@@ -42,7 +42,8 @@ __all__ = [
     "SECRET_FIELDS",
     "AccountKeys",
     "AccountView",
-        "create_account",
+    "account_of",
+    "create_account",
     "delete_account",
     "get_account",
     "host_credentials",
@@ -143,7 +144,9 @@ def _hint(entry: dict[str, str | bool]) -> str:
     return f"…{value[-4:]}" if isinstance(value, str) and len(value) >= 8 else "…"
 
 
-def _user(document: dict[str, Any]) -> str | None:
+def account_of(document: dict[str, Any]) -> str | None:
+    """The passivbot account a config names (``live.user``, v7 and v8 alike), or None; stored
+    as ``ConfigVersion.account``."""
     live = document.get("live")
     user = live.get("user") if isinstance(live, dict) else None
     return user if isinstance(user, str) and user else None
@@ -152,18 +155,13 @@ def _user(document: dict[str, Any]) -> str | None:
 async def _instance_users(session: AsyncSession, host_ids: list[str] | None = None) -> list[tuple[Instance, str]]:
     """(instance, live.user of its current config) for every instance (on ``host_ids``)
     whose profile reads api-keys.json and whose config names an account."""
-    query = select(Instance, ConfigVersion.document).join(
+    query = select(Instance, ConfigVersion.account).join(
         ConfigVersion,
         (ConfigVersion.instance_id == Instance.id) & (ConfigVersion.version == Instance.config_version),
-    )
+    ).where(ConfigVersion.account.is_not(None), Instance.profile != "custom")
     if host_ids is not None:
         query = query.where(Instance.host_id.in_(host_ids))
-    out = []
-    for instance, document in (await session.execute(query)).all():
-        user = _user(document) if instance.profile != "custom" else None
-        if user:
-            out.append((instance, user))
-    return out
+    return [(instance, user) for instance, user in (await session.execute(query)).all()]
 
 
 async def _view(session: AsyncSession, settings: Settings, account: Account,
@@ -279,7 +277,7 @@ async def missing_accounts(session: AsyncSession, instances: list[Instance],
     for instance in instances:
         if instance.simulated or instance.profile == "custom":
             continue
-        user = _user(documents.get(instance.id, {}))
+        user = account_of(documents.get(instance.id, {}))
         if user:
             wanted.setdefault(user, []).append(instance.id)
     if not wanted:

@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from botfleet.db.models import ConfigVersion, Event, Host, Instance, utcnow
 from botfleet.fleet import streams
-from botfleet.fleet.accounts import missing_accounts, notify_hosts
+from botfleet.fleet.accounts import account_of, missing_accounts, notify_hosts
 from botfleet.fleet.errors import Conflict, Invalid, NotFound
 from botfleet.fleet.events import publish_event, publish_events, record_event
 from botfleet.profiles import ConfigError, get_profile
@@ -172,7 +172,8 @@ async def create_instance(
     process_spec(instance, document, settings)
     session.add(instance)
     await session.flush()
-    session.add(ConfigVersion(instance_id=instance.id, version=1, document=document, source=source))
+    session.add(ConfigVersion(instance_id=instance.id, version=1, document=document, source=source,
+                              account=account_of(document)))
     event = await record_event(
         session, kind="instance.created", instance_id=instance.id, host_id=host.id,
         data={"name": instance.name, "profile": instance.profile},
@@ -366,7 +367,8 @@ async def put_config(
         select(func.max(ConfigVersion.version)).where(ConfigVersion.instance_id == instance.id)
     )
     row = ConfigVersion(
-        instance_id=instance.id, version=(latest or 0) + 1, document=document, source=source, comment=comment
+        instance_id=instance.id, version=(latest or 0) + 1, document=document, source=source, comment=comment,
+        account=account_of(document),
     )
     session.add(row)
     instance.config_version = row.version
