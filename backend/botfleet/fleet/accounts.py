@@ -152,16 +152,19 @@ def account_of(document: dict[str, Any]) -> str | None:
     return user if isinstance(user, str) and user else None
 
 
-async def _instance_users(session: AsyncSession, host_ids: list[str] | None = None) -> list[tuple[Instance, str]]:
+async def _instance_users(session: AsyncSession, host_ids: list[str] | None = None) -> list[tuple[Any, str]]:
     """(instance, live.user of its current config) for every instance (on ``host_ids``)
-    whose profile reads api-keys.json and whose config names an account."""
-    query = select(Instance, ConfigVersion.account).join(
+    whose profile reads api-keys.json and whose config names an account. The instance is a
+    row of the columns needed here (id, name, host_id, profile, simulated, argv), not an
+    entity: this runs at every create and start, over every instance of a host."""
+    query = select(Instance.id, Instance.name, Instance.host_id, Instance.profile, Instance.simulated,
+                   Instance.argv, ConfigVersion.account).join(
         ConfigVersion,
         (ConfigVersion.instance_id == Instance.id) & (ConfigVersion.version == Instance.config_version),
     ).where(ConfigVersion.account.is_not(None), Instance.profile != "custom")
     if host_ids is not None:
         query = query.where(Instance.host_id.in_(host_ids))
-    return [(instance, user) for instance, user in (await session.execute(query)).all()]
+    return [(row, row.account) for row in (await session.execute(query)).all()]
 
 
 async def _view(session: AsyncSession, settings: Settings, account: Account,
@@ -290,8 +293,9 @@ async def missing_accounts(session: AsyncSession, instances: list[Instance],
     }
 
 
-def _cwd(instance: Instance, settings: Settings) -> str | None:
-    """The bot's working dir as its spec gives it (None: the instance dir)."""
+def _cwd(instance: Any, settings: Settings) -> str | None:
+    """The bot's working dir as its spec gives it (None: the instance dir). ``instance``: an
+    Instance or a row with its profile, simulated and argv."""
     try:
         command = get_profile(instance.profile).live_command(
             config_path="config.json", simulated=instance.simulated, settings=settings, argv=instance.argv)
@@ -307,8 +311,12 @@ async def _host_set(session: AsyncSession, settings: Settings, host_id: str
     accounts = list((await session.scalars(
         select(Account).where(Account.name.in_(names)).order_by(Account.name))).all()) if names else []
     instances, dirs = [], set()
+    cwds: dict[tuple[str, bool, str], str | None] = {}  # most instances share a profile and argv
     for instance, _ in users:
-        cwd = _cwd(instance, settings)
+        key = (instance.profile, instance.simulated, json.dumps(instance.argv))
+        if key not in cwds:
+            cwds[key] = _cwd(instance, settings)
+        cwd = cwds[key]
         if cwd is None:
             instances.append(instance.id)
         elif "{" not in cwd:  # a placeholder dir is botfleet's own stand-in: it reads no keys
