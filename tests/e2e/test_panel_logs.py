@@ -29,7 +29,7 @@ def test_jump_to_time_reads_older_lines_and_shows_that_moment(panel: Panel) -> N
     with panel.api() as api:
         bot = api.post("/api/v1/instances", json={
             "name": "e2e-jump", "profile": "passivbot-v8", "simulated": True, "config_text": EXAMPLE.read_text(),
-            "env": {"BOTFLEET_DEMO_LINES_PER_SEC": "2000", "BOTFLEET_DEMO_LOG_FILE": "0"}}).json()
+            "env": {"BOTFLEET_DEMO_LINES_PER_SEC": "1000", "BOTFLEET_DEMO_LOG_FILE": "0"}}).json()
         logs = f"/api/v1/instances/{bot['id']}/logs/range"
         api.post(f"/api/v1/instances/{bot['id']}/start").raise_for_status()
         deadline = time.monotonic() + 90
