@@ -34,7 +34,7 @@ from pathlib import Path
 import structlog
 
 from botfleet.agent.logfile import OutputLog
-from botfleet.protocol import LogLines
+from botfleet.protocol import LogLines, encode_log_lines
 
 __all__ = ["OutputCapture", "timestamp"]
 
@@ -226,7 +226,28 @@ class OutputCapture:
     def take(self, max_lines: int) -> list[LogLines]:
         """Pop up to ``max_lines`` queued lines as LogLines events (one per run of consecutive
         numbers); the first carries and resets the dropped count. Empty when nothing waits."""
-        events: list[LogLines] = []
+        return [
+            LogLines.model_construct(instance_id=self.instance_id, first_seq=first, lines=lines,
+                                     dropped=dropped)
+            for first, lines, dropped in self._pop(max_lines)
+        ]
+
+    def take_json(self, max_lines: int) -> tuple[list[bytes], int]:
+        """As :meth:`take`, but each event already as JSON (:func:`encode_log_lines`), the
+        form the link sends; and the number of lines taken. Building pydantic models per batch
+        was a fifth of the agent's idle Python time (docs/benchmarks.md)."""
+        taken = 0
+        out = []
+        for first, lines, dropped in self._pop(max_lines):
+            taken += len(lines)
+            out.append(encode_log_lines(self.instance_id, first, lines, dropped))
+        return out, taken
+
+    def _pop(self, max_lines: int) -> list[tuple[int, list[str], int]]:
+        """``(first_seq, lines, dropped)`` per run of consecutive numbers, up to
+        ``max_lines`` lines; the first carries and resets the dropped count (alone, with no
+        lines, when nothing was queued)."""
+        events: list[tuple[int, list[str], int]] = []
         dropped, self._dropped = self._dropped, 0
         while self._queue and max_lines > 0:
             first, texts = self._queue[0]
@@ -237,28 +258,12 @@ class OutputCapture:
                 self._queue.popleft()
             self._queued -= len(part)
             max_lines -= len(part)
-            if events and events[-1].first_seq + len(events[-1].lines) == first:
-                prev = events.pop()
-                events.append(
-                    LogLines.model_construct(
-                        instance_id=self.instance_id,
-                        first_seq=prev.first_seq,
-                        lines=prev.lines + part,
-                        dropped=prev.dropped,
-                    )
-                )
+            if events and events[-1][0] + len(events[-1][1]) == first:
+                prev_first, prev_lines, prev_dropped = events.pop()
+                events.append((prev_first, prev_lines + part, prev_dropped))
             else:
-                events.append(
-                    LogLines.model_construct(
-                        instance_id=self.instance_id, first_seq=first, lines=part, dropped=dropped
-                    )
-                )
+                events.append((first, part, dropped))
                 dropped = 0
         if dropped:  # nothing was queued: report the count alone
-            events.append(
-                LogLines.model_construct(
-                    instance_id=self.instance_id, first_seq=self.output.next_seq, lines=[],
-                    dropped=dropped,
-                )
-            )
+            events.append((self.output.next_seq, [], dropped))
         return events
