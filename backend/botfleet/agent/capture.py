@@ -49,7 +49,7 @@ READ_SIZE = 1 << 20
 READS_PER_WAKEUP = 8
 PARTIAL_MAX = 64 * 1024
 COALESCE = 0.03  # seconds a pipe's output may wait to be read with others' (PipeReader)
-BUSY_READ = 64 * 1024  # a drain that read this much from one pipe drains again at once
+BUSY_RATE = 2 * 2**20  # bytes/s: a pipe filling faster is drained again at once
 
 
 _second = -1
@@ -87,9 +87,11 @@ class PipeReader:
     becomes readable the loop stops watching it and a drain runs ``COALESCE`` s later. A drain
     reads every ready pipe (``epoll.poll(0)``); if it found output, the next drain is again
     ``COALESCE`` s later (one timer wake-up per period while output flows, none when it
-    stops), or at once when a pipe gave ``BUSY_READ`` bytes or more (a flood is read as fast
-    as before: the bot never waits on a full pipe because of the period); if it found none,
-    the loop watches the set again. A line is read at most ``COALESCE`` s after its write.
+    stops). When a pipe gave more than ``BUSY_RATE`` bytes/s since the previous drain (a
+    flood), the set is read on each readiness, as each pipe was before (not one pipe-full
+    per period) until the rate falls; when a drain found nothing, the loop watches the set
+    again. A line is read at most ``COALESCE`` s after its write (later only when the event
+    loop itself is late).
     """
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
@@ -98,6 +100,8 @@ class PipeReader:
         self._captures: dict[int, OutputCapture] = {}
         self._watching = False
         self._drain_at: asyncio.TimerHandle | asyncio.Handle | None = None
+        self._since = 0.0  # when the pending drain was scheduled (loop clock)
+        self._busy = False  # a pipe fills faster than BUSY_RATE: read on each readiness
 
     @classmethod
     def of(cls, loop: asyncio.AbstractEventLoop) -> PipeReader:
@@ -131,22 +135,27 @@ class PipeReader:
     def _on_ready(self) -> None:
         self._loop.remove_reader(self._epoll.fileno())
         self._watching = False
-        self._drain_at = self._loop.call_later(COALESCE, self._drain)
+        if self._busy:
+            self._drain()
+        else:
+            self._since = self._loop.time()
+            self._drain_at = self._loop.call_later(COALESCE, self._drain)
 
     def _drain(self) -> None:
+        loop = self._loop
         self._drain_at = None
-        busy = got = False
+        busy_bytes = BUSY_RATE * (loop.time() - self._since)
+        self._busy = got = False
         for fd, _ in self._epoll.poll(0):
             capture = self._captures.get(fd)
             if capture is not None:
                 read = capture._on_readable()
                 got = got or read > 0
-                busy = busy or read >= BUSY_READ
-        if busy:
-            self._drain_at = self._loop.call_soon(self._drain)
-        elif got:
-            self._drain_at = self._loop.call_later(COALESCE, self._drain)
-        else:
+                self._busy = self._busy or read > busy_bytes
+        self._since = loop.time()
+        if got and not self._busy:
+            self._drain_at = loop.call_later(COALESCE, self._drain)
+        else:  # quiet, or a flood: read on the next readiness, without a period
             self._watch()
 
 
