@@ -49,7 +49,8 @@ READ_SIZE = 1 << 20
 READS_PER_WAKEUP = 8
 PARTIAL_MAX = 64 * 1024
 COALESCE = 0.03  # seconds a pipe's output may wait to be read with others' (PipeReader)
-BUSY_RATE = 2 * 2**20  # bytes/s: a pipe filling faster is drained again at once
+BUSY_RATE = 2 * 2**20  # bytes/s: a pipe filling faster is read on each readiness ...
+BUSY_HOLD = 1.0  # ... until this long after the last such read (s)
 
 
 _second = -1
@@ -89,7 +90,8 @@ class PipeReader:
     ``COALESCE`` s later (one timer wake-up per period while output flows, none when it
     stops). When a pipe gave more than ``BUSY_RATE`` bytes/s since the previous drain (a
     flood), the set is read on each readiness, as each pipe was before (not one pipe-full
-    per period) until the rate falls; when a drain found nothing, the loop watches the set
+    per period), until ``BUSY_HOLD`` s after the last such read (a flooding bot that pauses
+    for a moment, e.g. descheduled, does not fall back to the period); when a drain found nothing, the loop watches the set
     again. A line is read at most ``COALESCE`` s after its write (later only when the event
     loop itself is late).
     """
@@ -102,6 +104,7 @@ class PipeReader:
         self._drain_at: asyncio.TimerHandle | asyncio.Handle | None = None
         self._since = 0.0  # when the pending drain was scheduled (loop clock)
         self._busy = False  # a pipe fills faster than BUSY_RATE: read on each readiness
+        self._busy_until = float("-inf")
 
     @classmethod
     def of(cls, loop: asyncio.AbstractEventLoop) -> PipeReader:
@@ -132,28 +135,37 @@ class PipeReader:
             self._loop.add_reader(self._epoll.fileno(), self._on_ready)
             self._watching = True
 
+    def _unwatch(self) -> None:
+        if self._watching:
+            self._loop.remove_reader(self._epoll.fileno())
+            self._watching = False
+
     def _on_ready(self) -> None:
-        self._loop.remove_reader(self._epoll.fileno())
-        self._watching = False
-        if self._busy:
+        if self._busy:  # a flood: read now, the loop keeps watching the set
             self._drain()
-        else:
-            self._since = self._loop.time()
-            self._drain_at = self._loop.call_later(COALESCE, self._drain)
+            return
+        self._unwatch()
+        self._since = self._loop.time()
+        self._drain_at = self._loop.call_later(COALESCE, self._drain)
 
     def _drain(self) -> None:
         loop = self._loop
         self._drain_at = None
-        busy_bytes = BUSY_RATE * (loop.time() - self._since)
-        self._busy = got = False
+        now = loop.time()
+        busy_bytes = BUSY_RATE * (now - self._since)
+        got = fast = False
         for fd, _ in self._epoll.poll(0):
             capture = self._captures.get(fd)
             if capture is not None:
                 read = capture._on_readable()
                 got = got or read > 0
-                self._busy = self._busy or read > busy_bytes
-        self._since = loop.time()
+                fast = fast or read > busy_bytes
+        self._since = now
+        if fast:
+            self._busy_until = now + BUSY_HOLD
+        self._busy = now < self._busy_until
         if got and not self._busy:
+            self._unwatch()
             self._drain_at = loop.call_later(COALESCE, self._drain)
         else:  # quiet, or a flood: read on the next readiness, without a period
             self._watch()
