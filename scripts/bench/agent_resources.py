@@ -18,8 +18,10 @@ What is measured, after all are RUNNING and a settle time:
   core) and RSS (max of samples every second, MiB); the api's alongside, for scale; event
   batches the api took per second (from its dedup hash in Redis).
 - ``line_to_sse``: ``--follow`` instances' log SSE are followed during the window; latency =
-  receive time - the UTC timestamp the agent put on the line as it read it from the pipe (the
-  bot -> pipe hop before it is a few µs and not included).
+  receive time - the UTC timestamp the agent put on the line as it read it from the pipe;
+  ``write_to_sse``: receive time - the bot's own stamp taken at its write (``w=`` in front of
+  each line, stamp/sitecustomize.py with ``BENCH_WRITE_STAMP=1``), which also counts the
+  time a line waits in the pipe before the agent reads it.
 - ``crash``: afterwards ``--crashes`` bots are SIGKILLed one at a time (backoff 0), time from
   the exit (pidfd) to the new process's start stamp (``stamp/sitecustomize.py``, taken a few ms
   into interpreter start-up, as in the other scenarios).
@@ -106,7 +108,8 @@ class Stack:
         for name in names:
             body = {"name": name, "profile": "passivbot-v8", "config_text": CONFIG_FILE.read_text(),
                     "simulated": True,
-                    "env": bot_env(stamps, name, BOTFLEET_DEMO_LINES_PER_SEC="1"),
+                    "env": bot_env(stamps, name, BOTFLEET_DEMO_LINES_PER_SEC="1",
+                                   BENCH_WRITE_STAMP="1"),
                     "supervision": {"startsecs": 1.0, "backoff_initial": 0.0, "startretries": 1000}}
             r = self.http.post("/api/v1/instances", json=body)
             r.raise_for_status()
@@ -134,16 +137,20 @@ class Stack:
 
 
 def _follow(url: str, headers: dict[str, str], ids: list[str], stop: threading.Event,
-            got: list[float]) -> None:
-    """Follow the log SSE of ``ids`` until ``stop``; append receive - line timestamp (s)."""
+            got: list[float], written: list[float]) -> None:
+    """Follow the log SSE of ``ids`` until ``stop``; append receive - line timestamp (s) to
+    ``got`` and receive - the bot's own write stamp (``w=``, stamp/sitecustomize.py) to
+    ``written``."""
     async def one(client: httpx.AsyncClient, instance_id: str) -> None:
         async with client.stream("GET", f"/api/v1/instances/{instance_id}/logs",
                                  params={"tail": 0}) as response:
             async for line in response.aiter_lines():
                 now = time.time()
                 if line.startswith("data:") and not stop.is_set():
-                    stamp = line[5:].strip().split(" ", 1)[0]
+                    stamp, _, rest = line[5:].strip().partition(" ")
                     got.append(now - datetime.fromisoformat(stamp).timestamp())
+                    if rest.startswith("w="):
+                        written.append(now - float(rest[2:].split(" ", 1)[0]))
 
     async def run() -> None:
         timeout = httpx.Timeout(30, read=60)
@@ -234,10 +241,11 @@ def main() -> None:
             wait_until(lambda: all(s == "RUNNING" for s, _ in stack.states().values()), 180, 0.5,
                        "all RUNNING")
             time.sleep(args.settle)
-            stop, latencies = threading.Event(), []
+            stop, latencies, written = threading.Event(), [], []
             follower = threading.Thread(
                 target=_follow, args=(stack.url, stack.headers,
-                                      [ids[n] for n in names[: args.follow]], stop, latencies),
+                                      [ids[n] for n in names[: args.follow]], stop, latencies,
+                                      written),
                 daemon=True)
             follower.start()
             pids = {"agent": stack.procs["agent"].pid, "api": stack.procs["api"].pid}
@@ -265,6 +273,7 @@ def main() -> None:
         "bots": args.bots,
         "usage": usage,
         "line_to_sse_ms": percentiles(latencies),
+        "write_to_sse_ms": percentiles(written),
         "crash_restart_ms": percentiles(crashes),
     }
     text = json.dumps(result, indent=2)

@@ -12,6 +12,8 @@ idle minute (for work on start and stop only).
 
 ``BENCH_PROFILE_DIR=DIR`` runs botfleet's api and agent under cProfile and writes
 ``DIR/<name>.prof`` when they exit (slower: for finding where time goes, not for figures).
+``BENCH_AGENT_PYTHONPATH=DIR`` runs botfleet's agent from another checkout's ``backend``
+(A/B of an agent change; the api and the bots stay on this one).
 """
 
 from __future__ import annotations

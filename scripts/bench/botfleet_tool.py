@@ -103,6 +103,8 @@ class Botfleet:
         """Start ``api``, ``agent`` or ``worker`` (output in HOME/<name>.log)."""
         log = open(self.home / f"{name}.log", "ab")  # noqa: SIM115 - the child owns it
         env = {**self.env, **(extra_env or {})}
+        if name == "agent" and os.environ.get("BENCH_AGENT_PYTHONPATH"):  # A/B another agent
+            env["PYTHONPATH"] = os.environ["BENCH_AGENT_PYTHONPATH"]
         code = CODE[name].replace("{port}", str(self.port)).replace("{host}", self.api_host)
         profile_dir = os.environ.get("BENCH_PROFILE_DIR")
         if profile_dir and name in ("api", "agent"):  # where their CPU goes (cProfile, slower)

@@ -15,6 +15,6 @@ import sys
 # tests) only loses httpx's CLI.
 sys.modules.setdefault("httpx._main", None)  # type: ignore[arg-type]
 
-from botfleet.agent.supervisor import Supervisor  # noqa: E402
+from botfleet.agent.supervisor import Supervisor
 
 __all__ = ["Supervisor"]

@@ -49,13 +49,12 @@ from botfleet.agent.outbox import Batching, Outbox
 from botfleet.agent.supervisor import Supervisor
 from botfleet.protocol import (
     COMMAND_SILENCE,
-    AgentEvent,
     Announce,
     AnnounceReply,
     Command,
-    EventBatch,
     EventBatchReply,
     MetricsEvent,
+    encode_batch,
 )
 from botfleet.settings import AgentSettings
 
@@ -251,23 +250,22 @@ class Link:
 
     def _build_batch(self) -> bytes | None:
         """The next batch as one NDJSON line (kept until acknowledged), or None if nothing
-        waits."""
+        waits. Encoded without building an EventBatch (protocol.encode_batch)."""
         outbox = self.outbox
-        events: list[AgentEvent] = []
+        events: list[bytes] = []
         states = outbox.states
         while states and len(events) < BATCH_STATES:
-            events.append(states.popleft())
+            events.append(states.popleft().model_dump_json().encode())
         if outbox.metrics is not None:
-            events.append(outbox.metrics)
+            events.append(outbox.metrics.model_dump_json().encode())
             outbox.metrics = None
-        events.extend(self.supervisor.take_logs(BATCH_LINES))
+        events.extend(self.supervisor.take_logs_json(BATCH_LINES))
         if states or self.supervisor.logs_pending:
             outbox.more()  # more than one batch holds: the rest goes next
         if not events:
             return None
         self._seq += 1
-        batch = EventBatch.model_construct(run_id=self.run_id, seq=self._seq, events=events)
-        line = batch.model_dump_json().encode() + b"\n"
+        line = encode_batch(self.run_id, self._seq, events)
         self._unacked.append((self._seq, line))
         self._unacked_bytes += len(line)
         return line

@@ -26,10 +26,13 @@ class Batching:
     - ``max_wait``: otherwise a timer sends the batch this long after its oldest event.
 
     The line -> SSE client budget is 50 ms p99 (issue 2); the api's hop takes a few ms.
+    Output is read every ``capture.COALESCE`` (30 ms) while it flows; ``quiet`` below that
+    sends each such read's lines at once (the read already waited), while state changes
+    closer together than ``quiet`` still share a batch.
     Raises ValueError unless 0 <= early <= max_wait.
     """
 
-    def __init__(self, max_wait: float = 0.03, quiet: float = 0.1, early: float = 0.02) -> None:
+    def __init__(self, max_wait: float = 0.03, quiet: float = 0.025, early: float = 0.02) -> None:
         if not 0 <= early <= max_wait:
             raise ValueError(f"need 0 <= early ({early}) <= max_wait ({max_wait})")
         self.max_wait, self.quiet, self.early = max_wait, quiet, early

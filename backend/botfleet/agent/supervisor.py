@@ -236,6 +236,21 @@ class Supervisor:
         self._busy = {c: None for c in self._busy if c.pending or c.dropped}
         return events
 
+    def take_logs_json(self, max_lines: int) -> list[bytes]:
+        """As :meth:`take_logs`, each LogLines event already as JSON
+        (:func:`botfleet.protocol.encode_log_lines`): what the link sends."""
+        busy = [c for c in self._busy if c.pending or c.dropped]
+        events: list[bytes] = []
+        while busy and max_lines > 0:
+            share = max(1, max_lines // len(busy))
+            for capture in busy:
+                got, taken = capture.take_json(min(share, max_lines))
+                events.extend(got)
+                max_lines -= taken
+            busy = [c for c in busy if c.pending and max_lines > 0]
+        self._busy = {c: None for c in self._busy if c.pending or c.dropped}
+        return events
+
     @property
     def logs_pending(self) -> int:
         """Lines waiting in all stream queues."""
