@@ -11,7 +11,7 @@ import structlog
 
 from botfleet.settings import AgentSettings
 
-__all__ = ["CONNECT_TIMEOUT", "api_client"]
+__all__ = ["CONNECT_TIMEOUT", "agent_token", "api_client"]
 
 log = structlog.get_logger(__name__)
 
@@ -21,10 +21,8 @@ log = structlog.get_logger(__name__)
 CONNECT_TIMEOUT = 2.0
 
 
-def api_client(settings: AgentSettings, *, timeout: float = 10.0,
-               limits: httpx.Limits | None = None) -> httpx.AsyncClient:
-    """A client for ``settings.api_url`` sending ``Authorization: Bearer <agent token>``;
-    ``timeout`` seconds for reads, writes and pool waits, :data:`CONNECT_TIMEOUT` to connect.
+def agent_token(settings: AgentSettings) -> str:
+    """The host's token as sent (stripped); "" when unset (logged: the api will refuse it).
 
     Raises:
         ValueError: the token holds a line break or NUL (it cannot be a header value).
@@ -36,6 +34,18 @@ def api_client(settings: AgentSettings, *, timeout: float = 10.0,
     if not token:
         log.error("BOTFLEET_AGENT_TOKEN is not set: the api will refuse this agent until "
                   "it is (the host's token is shown when the host is created)")
+    return token
+
+
+def api_client(settings: AgentSettings, *, timeout: float = 10.0,
+               limits: httpx.Limits | None = None) -> httpx.AsyncClient:
+    """A client for ``settings.api_url`` sending ``Authorization: Bearer <agent token>``;
+    ``timeout`` seconds for reads, writes and pool waits, :data:`CONNECT_TIMEOUT` to connect.
+
+    Raises:
+        ValueError: see :func:`agent_token`.
+    """
+    token = agent_token(settings)
     # httpx builds a TLS context for every client, by default with certifi's CA bundle
     # (~1 MiB of RSS). For an http:// api it is never used: give it one without CAs, which
     # would refuse any certificate (CERT_REQUIRED, check_hostname) if it ever were.

@@ -43,7 +43,7 @@ from httpx_sse import SSEError, aconnect_sse
 from pydantic import TypeAdapter, ValidationError
 
 import botfleet
-from botfleet.agent.client import CONNECT_TIMEOUT, api_client
+from botfleet.agent.client import CONNECT_TIMEOUT, agent_token, api_client
 from botfleet.agent.metrics import host_metrics
 from botfleet.agent.outbox import Batching, Outbox
 from botfleet.agent.supervisor import Supervisor
@@ -120,6 +120,7 @@ class Link:
     async def run(self) -> None:
         """Announce, follow commands, send events and metrics, forever (cancel to stop).
         Raises ValueError for a token that cannot be sent."""
+        agent_token(self.settings)  # a token that cannot be sent fails here, once
         metrics = asyncio.create_task(self._metrics_loop(), name="metrics")
         try:
             await self._dial_loop()
@@ -140,6 +141,9 @@ class Link:
                     group.create_task(self._upload_loop(client), name="events")
             except* _LinkLost as lost:
                 reason = str(lost.exceptions[0])
+            except* Exception as failed:  # a library's unexpected error: the bots need the link
+                log.error("link failed unexpectedly", exc_info=failed.exceptions[0])
+                reason = repr(failed.exceptions[0])
             self._announced.clear()
             self._announce_wanted.set()
             delay = self._redial.next()
