@@ -68,13 +68,17 @@ class BotDef:
 
 def bot_env(stamps: Path, name: str, **extra: str) -> dict[str, str]:
     """The environment every tool gives a bench bot: stamp hook, unbuffered Python, no
-    passivbot ``logs/{user}.log`` file (only the supervisor's capture is measured)."""
+    passivbot ``logs/{user}.log`` file (only the supervisor's capture is measured), and a bot
+    that exits at once on SIGINT (``BOTFLEET_DEMO_SHUTDOWN_SECONDS=0``; the stand-in's default
+    0.2 s stands for passivbot cancelling its orders, a wait any supervisor has to sit out and
+    the issue's stop target excludes: "for bots that exit on SIGINT")."""
     return {
         "PYTHONPATH": str(STAMP_DIR),
         "PYTHONUNBUFFERED": "1",
         "BENCH_STAMP_FILE": str(stamps),
         "BENCH_BOT": name,
         "BOTFLEET_DEMO_LOG_FILE": "0",
+        "BOTFLEET_DEMO_SHUTDOWN_SECONDS": "0",
         **extra,
     }
 
