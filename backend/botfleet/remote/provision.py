@@ -217,6 +217,16 @@ async def _systemd_user(conn: asyncssh.SSHClientConnection) -> bool:
     return result.exit_status == 0
 
 
+async def _linger(conn: asyncssh.SSHClientConnection) -> bool:
+    """Turn lingering on for the SSH user (its ``systemd --user`` services then run with no
+    login session open, and start at boot) and say whether it is on. It can be refused (a
+    polkit rule for remote sessions): the agent then runs detached, which needs no linger."""
+    await run(conn, 'loginctl enable-linger "$(id -un)"', check=False, timeout=20)
+    result = await run(conn, 'loginctl show-user "$(id -un)" --property=Linger --value',
+                       check=False, timeout=20)
+    return str(result.stdout or "").strip() == "yes"
+
+
 def _agent_argv(p: RemotePaths) -> list[str]:
     # Not the venv's console script: pip writes a /bin/sh launcher for unusual paths (spaces,
     # quotes), which a quote in the path breaks.
@@ -261,11 +271,16 @@ def _detached(p: RemotePaths) -> str:
 
 async def start_agent(conn: asyncssh.SSHClientConnection, base: str, progress: Progress = _noop) -> str:
     """(Re)start the agent of ``base``: a ``systemd --user`` service with linger where that
-    works, else detached (``setsid nohup``, pidfile) with an ``@reboot`` crontab line when the
-    host has crontab. Returns how it runs: ``systemd`` or ``detached``."""
+    works (both), else detached (``setsid nohup``, pidfile) with an ``@reboot`` crontab line
+    when the host has crontab. Returns how it runs: ``systemd`` or ``detached``."""
     p = remote_paths(base)
     await stop_agent(conn, base)
-    if _SYSTEMD_SAFE.match(base) and await _systemd_user(conn):
+    systemd = bool(_SYSTEMD_SAFE.match(base)) and await _systemd_user(conn)
+    if systemd and not await _linger(conn):
+        systemd = False  # without linger the user's services end with its last SSH session
+        await progress("start", "systemd --user is there but lingering could not be turned on "
+                                "(loginctl enable-linger): running the agent detached instead")
+    if systemd:
         unit = (
             "[Unit]\nDescription=botfleet agent\n\n[Service]\n"
             f"WorkingDirectory={base}\nExecStart={p.python} -m botfleet agent\n"
@@ -278,7 +293,6 @@ async def start_agent(conn: asyncssh.SSHClientConnection, base: str, progress: P
             await _write(sftp, f".config/systemd/user/{p.unit}", unit.encode())
         await run(conn, script(command(["systemctl", "--user", "daemon-reload"]),
                                command(["systemctl", "--user", "enable", "--now", p.unit]), sep=" && "))
-        await run(conn, 'loginctl enable-linger "$(id -un)"', check=False)
         await progress("start", f"systemd --user unit {p.unit} (linger on)")
         return "systemd"
     await run(conn, _detached(p), timeout=30)
