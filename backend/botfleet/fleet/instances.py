@@ -184,10 +184,10 @@ async def create_instance(
     return instance
 
 
-def process_spec(instance: Instance, document: dict[str, Any], settings: Settings) -> ProcessSpec:
+def process_spec(instance: Instance, document: dict[str, Any] | None, settings: Settings) -> ProcessSpec:
     """The :class:`ProcessSpec` an agent runs for ``instance`` with config ``document``: the
     profile's live command, the instance's env and supervision settings, the config written to
-    ``{instance_dir}/config.json``.
+    ``{instance_dir}/config.json`` (no files when ``document`` is None: a spec to stop by).
 
     Raises:
         Invalid: the profile cannot build a command (e.g. passivbot v7 root not configured).
@@ -208,7 +208,7 @@ def process_spec(instance: Instance, document: dict[str, Any], settings: Setting
         argv=command.argv,
         cwd=command.cwd,
         env={**command.env, **instance.env},
-        files={CONFIG_FILE: json.dumps(document, indent=2)},
+        files={CONFIG_FILE: json.dumps(document, indent=2)} if document is not None else {},
         stop_ladder=profile.stop_ladder,
         **instance.supervision,
     )
@@ -235,16 +235,21 @@ async def apply_command(session: AsyncSession, settings: Settings, instance: Ins
 
 
 async def apply_commands(
-    session: AsyncSession, settings: Settings, instances: list[Instance], *, restart: bool = False
+    session: AsyncSession, settings: Settings, instances: list[Instance], *, restart: bool = False,
+    with_files: bool = True,
 ) -> list[ApplyCommand]:
-    """:func:`apply_command` for many instances, their configs read in one query."""
-    configs = await _current_configs(session, instances)
+    """:func:`apply_command` for many instances, their configs read in one query.
+    ``with_files=False`` leaves the config out of the specs: enough for a stop, which starts
+    nothing (an agent only starts a generation that came with its files, and every start
+    command brings them); 100 stops then carry a few KB instead of the configs (~28 KB each
+    for passivbot's examples), to parse, store and link on the agent too."""
+    configs = await _current_configs(session, instances) if with_files else {}
     return [
         ApplyCommand(
             instance_id=instance.id,
             generation=instance.generation,
             desired=DesiredState(instance.desired_state),
-            spec=process_spec(instance, configs[instance.id].document, settings),
+            spec=process_spec(instance, configs[instance.id].document if with_files else None, settings),
             restart=restart,
         )
         for instance in instances
@@ -313,7 +318,8 @@ async def set_desired_many(
             time=now, kind="instance.command", instance_id=instance.id, host_id=instance.host_id,
             data={"action": action, "desired": desired, "generation": instance.generation},
         ))
-    commands = await apply_commands(session, settings, instances, restart=restart)
+    commands = await apply_commands(session, settings, instances, restart=restart,
+                                    with_files=desired == DesiredState.RUNNING)
     session.add_all(events)
     await session.commit()
     if desired == DesiredState.RUNNING:  # the hosts' api-keys.json before the starts
