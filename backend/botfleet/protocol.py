@@ -122,7 +122,9 @@ class ProcessSpec(_Model):
     """How to run one instance on a host. Sizes in bytes, durations in seconds.
 
     ``files`` maps a path relative to the instance directory to its text content; the agent
-    writes them (atomically) before each start, e.g. ``{"config.json": "..."}``.
+    writes them (atomically) before each start, e.g. ``{"config.json": "..."}``. The api sends
+    them with every command that may start the process and leaves them out of a stop's (the
+    agent never starts a generation that came without them).
     """
 
     argv: list[str] = Field(min_length=1)
