@@ -18,6 +18,7 @@ import asyncio
 import shutil
 from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 import structlog
 
@@ -38,6 +39,8 @@ from botfleet.protocol import (
 from botfleet.settings import AgentSettings
 
 __all__ = ["Supervisor"]
+
+_Event = TypeVar("_Event")  # LogLines or its JSON (bytes)
 
 log = structlog.get_logger(__name__)
 
@@ -224,27 +227,28 @@ class Supervisor:
     def take_logs(self, max_lines: int) -> list[LogLines]:
         """Pop up to ``max_lines`` queued output lines over all instances (fair: each gets a
         share), as LogLines events."""
-        busy = [c for c in self._busy if c.pending or c.dropped]
-        events: list[LogLines] = []
-        while busy and max_lines > 0:
-            share = max(1, max_lines // len(busy))
-            for capture in busy:
-                got = capture.take(min(share, max_lines))
-                events.extend(got)
-                max_lines -= sum(len(e.lines) for e in got)
-            busy = [c for c in busy if c.pending and max_lines > 0]
-        self._busy = {c: None for c in self._busy if c.pending or c.dropped}
-        return events
+
+        def take(capture: OutputCapture, n: int) -> tuple[list[LogLines], int]:
+            got = capture.take(n)
+            return got, sum(len(e.lines) for e in got)
+
+        return self._take_fair(max_lines, take)
 
     def take_logs_json(self, max_lines: int) -> list[bytes]:
         """As :meth:`take_logs`, each LogLines event already as JSON
         (:func:`botfleet.protocol.encode_log_lines`): what the link sends."""
+        return self._take_fair(max_lines, OutputCapture.take_json)
+
+    def _take_fair(self, max_lines: int,
+                   take: Callable[[OutputCapture, int], tuple[list[_Event], int]]) -> list[_Event]:
+        """Up to ``max_lines`` lines over the captures with queued output, each a share in
+        turn; ``take(capture, n)`` pops up to ``n`` lines as events and says how many."""
         busy = [c for c in self._busy if c.pending or c.dropped]
-        events: list[bytes] = []
+        events: list[_Event] = []
         while busy and max_lines > 0:
             share = max(1, max_lines // len(busy))
             for capture in busy:
-                got, taken = capture.take_json(min(share, max_lines))
+                got, taken = take(capture, min(share, max_lines))
                 events.extend(got)
                 max_lines -= taken
             busy = [c for c in busy if c.pending and max_lines > 0]
