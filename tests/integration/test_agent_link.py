@@ -6,6 +6,7 @@ deduplicated by run_id/seq)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import socket
 from collections.abc import AsyncIterator
@@ -252,9 +253,16 @@ class Cable:
         self._writers -= {writer, up_writer}
 
 
-async def test_lines_written_while_the_api_is_down_arrive_once_when_it_is_back(
-    api: tuple[FakeApi, str], tmp_path: Path,
-) -> None:
+def _lines(fake: FakeApi) -> list[str]:
+    """The counting bot's lines the fake api took, in order, without their timestamps."""
+    return [t.split(" ", 1)[1] for b in fake.batches for e in b.events
+            if isinstance(e, LogLines) for t in e.lines]
+
+
+@contextlib.asynccontextmanager
+async def _counting_bot_behind_cable(api: tuple[FakeApi, str], tmp_path: Path, count: int) -> AsyncIterator[Cable]:
+    """An agent that reaches the fake api through a :class:`Cable`, running one bot that
+    prints ``line 1`` .. ``line <count>`` (20 a second) and then sleeps; stopped on exit."""
     fake, url = api
     fake.drop_stream_after_first = False
     cable = Cable(int(url.rsplit(":", 1)[1]))
@@ -263,31 +271,34 @@ async def test_lines_written_while_the_api_is_down_arrive_once_when_it_is_back(
                              agent_token=TOKEN, agent_host="vps1", heartbeat_interval=0.2)
     stop = asyncio.Event()
     agent = asyncio.create_task(serve(settings, stop))
-    spec = ProcessSpec(argv=python_bot("import time\nfor i in range(1, 61):\n"
+    spec = ProcessSpec(argv=python_bot(f"import time\nfor i in range(1, {count + 1}):\n"
                                        "    print('line', i, flush=True); time.sleep(0.05)\n"
                                        "time.sleep(60)"),
                        startsecs=0.1, stop_ladder=[StopStep(signal="SIGKILL", timeout=5)])
     fake.push(ApplyCommand(instance_id="i1", generation=1, desired="running", spec=spec))
-
-    def lines() -> list[str]:
-        return [t.split(" ", 1)[1] for b in fake.batches for e in b.events
-                if isinstance(e, LogLines) for t in e.lines]
-
     try:
-        await fake.wait(lambda: len(lines()) >= 5)
-        await cable.cut()  # in the middle of an upload
-        assert len(lines()) < 60
-        await asyncio.sleep(1.5)  # the bot goes on writing
-        await cable.mend()
-        await fake.wait(lambda: len(lines()) >= 60, timeout=30)
-        assert lines() == [f"line {i}" for i in range(1, 61)]  # none lost, none twice
-        assert fake.resent > 0  # batches of the broken upload were sent again, and ignored
-        seqs = [b.seq for b in fake.batches]
-        assert seqs == list(range(1, len(seqs) + 1))
+        yield cable
     finally:
         stop.set()
         await asyncio.wait_for(agent, 10)
         await cable.cut()
+
+
+async def test_lines_written_while_the_api_is_down_arrive_once_when_it_is_back(
+    api: tuple[FakeApi, str], tmp_path: Path,
+) -> None:
+    fake, _ = api
+    async with _counting_bot_behind_cable(api, tmp_path, 60) as cable:
+        await fake.wait(lambda: len(_lines(fake)) >= 5)
+        await cable.cut()  # in the middle of an upload
+        assert len(_lines(fake)) < 60
+        await asyncio.sleep(1.5)  # the bot goes on writing
+        await cable.mend()
+        await fake.wait(lambda: len(_lines(fake)) >= 60, timeout=30)
+        assert _lines(fake) == [f"line {i}" for i in range(1, 61)]  # none lost, none twice
+        assert fake.resent > 0  # batches of the broken upload were sent again, and ignored
+        seqs = [b.seq for b in fake.batches]
+        assert seqs == list(range(1, len(seqs) + 1))
 
 
 async def test_a_silent_link_is_dropped_and_dialed_again_on_new_connections(
@@ -297,26 +308,9 @@ async def test_a_silent_link_is_dropped_and_dialed_again_on_new_connections(
     the command stream's silence (no ping for protocol.COMMAND_SILENCE seconds), drops every
     connection of that dial (the stuck event upload too) and dials again, announcing first
     and resuming the command stream where it was; lines written meanwhile arrive once."""
-    fake, url = api
-    fake.drop_stream_after_first = False
-    cable = Cable(int(url.rsplit(":", 1)[1]))
-    await cable.mend()
-    settings = AgentSettings(home=tmp_path, api_url=f"http://127.0.0.1:{cable.port}",
-                             agent_token=TOKEN, agent_host="vps1", heartbeat_interval=0.2)
-    stop = asyncio.Event()
-    agent = asyncio.create_task(serve(settings, stop))
-    spec = ProcessSpec(argv=python_bot("import time\nfor i in range(1, 201):\n"
-                                       "    print('line', i, flush=True); time.sleep(0.05)\n"
-                                       "time.sleep(60)"),
-                       startsecs=0.1, stop_ladder=[StopStep(signal="SIGKILL", timeout=5)])
-    fake.push(ApplyCommand(instance_id="i1", generation=1, desired="running", spec=spec))
-
-    def lines() -> list[str]:
-        return [t.split(" ", 1)[1] for b in fake.batches for e in b.events
-                if isinstance(e, LogLines) for t in e.lines]
-
-    try:
-        await fake.wait(lambda: len(lines()) >= 5)
+    fake, _ = api
+    async with _counting_bot_behind_cable(api, tmp_path, 200) as cable:
+        await fake.wait(lambda: len(_lines(fake)) >= 5)
         assert len(fake.announces) == 1 and fake.stream_headers == ["0-0"]
         cable.freeze()
         await fake.wait(lambda: len(fake.announces) == 2, timeout=60)
@@ -326,9 +320,5 @@ async def test_a_silent_link_is_dropped_and_dialed_again_on_new_connections(
         assert fake.stream_headers[1] == "1-0"  # resumed after the command it had applied
         assert [(i.instance_id, i.state) for i in fake.announces[1].instances] == [
             ("i1", InstanceState.RUNNING)]  # the bot ran on, untouched by the link's loss
-        await fake.wait(lambda: len(lines()) >= 200, timeout=60)
-        assert lines() == [f"line {i}" for i in range(1, 201)]  # none lost, none twice
-    finally:
-        stop.set()
-        await asyncio.wait_for(agent, 10)
-        await cable.cut()
+        await fake.wait(lambda: len(_lines(fake)) >= 200, timeout=60)
+        assert _lines(fake) == [f"line {i}" for i in range(1, 201)]  # none lost, none twice
