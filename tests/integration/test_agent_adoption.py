@@ -128,17 +128,27 @@ async def test_agent_sigkill_leaves_bots_running_and_a_new_agent_adopts_them(
     assert log.read_text().splitlines()[-1].endswith("Z bye")
 
 
+SLEEPER = ProcessSpec(argv=python_bot("import time\nwhile True: time.sleep(1)"), startsecs=0.1,
+                      stop_ladder=[StopStep(signal="SIGKILL", timeout=5)])
+
+
+async def _sleeper_left_running(state: Path, home: Path) -> int:
+    """Start instance ``b`` (a sleeping bot) under a Supervisor on ``state`` and close the
+    Supervisor, which leaves the bot running; returns its pid."""
+    rec = Recorder()
+    sup = Supervisor(state, AgentSettings(home=home), on_event=rec)
+    await sup.start()
+    await sup.apply(ApplyCommand(instance_id="b", generation=1, desired="running", spec=SLEEPER))
+    pid = (await rec.wait_state("b", S.RUNNING)).pid
+    await sup.close()
+    assert pid is not None and _alive(pid)  # closing the supervisor leaves bots running
+    return pid
+
+
 async def test_bot_that_died_while_the_agent_was_down_is_started_again(tmp_path: Path) -> None:
     state = tmp_path / "state"
-    spec = ProcessSpec(argv=python_bot("import time\nwhile True: time.sleep(1)"), startsecs=0.1,
-                       stop_ladder=[StopStep(signal="SIGKILL", timeout=5)])
-    rec = Recorder()
-    sup = Supervisor(state, AgentSettings(home=tmp_path), on_event=rec)
-    await sup.start()
-    await sup.apply(ApplyCommand(instance_id="b", generation=1, desired="running", spec=spec))
-    old = (await rec.wait_state("b", S.RUNNING)).pid
-    await sup.close()
-    assert old is not None and _alive(old)  # closing the supervisor leaves bots running
+    spec = SLEEPER
+    old = await _sleeper_left_running(state, tmp_path)
     os.kill(old, signal.SIGKILL)
     _wait(lambda: not _alive(old), "bot gone")
 
@@ -161,15 +171,8 @@ async def test_bot_started_by_an_agent_killed_before_it_recorded_the_pid_is_adop
     document without the process; the next agent finds the bot by its stdout (the
     instance's FIFO) and adopts it instead of starting a second copy."""
     state = tmp_path / "state"
-    spec = ProcessSpec(argv=python_bot("import time\nwhile True: time.sleep(1)"), startsecs=0.1,
-                       stop_ladder=[StopStep(signal="SIGKILL", timeout=5)])
-    rec = Recorder()
-    sup = Supervisor(state, AgentSettings(home=tmp_path), on_event=rec)
-    await sup.start()
-    await sup.apply(ApplyCommand(instance_id="b", generation=1, desired="running", spec=spec))
-    pid = (await rec.wait_state("b", S.RUNNING)).pid
-    await sup.close()
-    assert pid is not None and _alive(pid)
+    spec = SLEEPER
+    pid = await _sleeper_left_running(state, tmp_path)
     # What the disk holds when the agent dies right after the spawn: the state before it.
     store = StateStore(StateLayout(state).instance("b"))
     doc = store.read()
