@@ -2,7 +2,7 @@
 
     .venv/bin/python scripts/bench/agent_spawn.py [--bots 100] [--profile FILE.prof]
 
-A :class:`~botfleet.agent.supervisor.Supervisor` (uvloop, as the agent runs it) takes N
+A :class:`~botfleet.agent.supervisor.Supervisor` (asyncio's loop, as the agent runs it) takes N
 ApplyCommands (desired running, ``startsecs`` 1, a 28 KB config file each, as the stand-in's)
 for a bot that sleeps and exits on SIGINT; prints the time from the first command to the
 last STARTING event (every Popen done) and to the last RUNNING, then from N stop commands to
@@ -19,8 +19,6 @@ import resource
 import tempfile
 import time
 from pathlib import Path
-
-import uvloop
 
 from botfleet.agent.supervisor import Supervisor
 from botfleet.protocol import ApplyCommand, DesiredState, InstanceState, ProcessSpec, StateChange
@@ -82,7 +80,7 @@ def main() -> None:
     parser.add_argument("--profile", type=Path, default=None)
     args = parser.parse_args()
     profile = cProfile.Profile() if args.profile else None
-    uvloop.run(run(args.bots, profile))
+    asyncio.run(run(args.bots, profile))
     if profile and args.profile:
         profile.dump_stats(args.profile)
 

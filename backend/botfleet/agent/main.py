@@ -48,7 +48,12 @@ async def serve(settings: AgentSettings, stop: asyncio.Event) -> None:
 
 def run_agent(settings: AgentSettings) -> None:
     """Run the agent in the foreground until SIGINT or SIGTERM (blocking). Those signals end
-    the agent without touching bots; so does SIGKILL. Uses uvloop when it is installed."""
+    the agent without touching bots; so does SIGKILL.
+
+    The event loop is asyncio's own. uvloop was tried (and is installed in a server venv, by
+    uvicorn): with 100 bots at 1 line/s it used as much CPU (1.47-1.52 % of a core against
+    1.48-1.55 %) and 2-3 MiB more RSS (48.7-49.8 MiB against 46.8-46.9; the target is 50 MB),
+    measured back to back with scripts/bench/agent_resources.py (docs/benchmarks.md)."""
     configure_logging(settings.log_level, settings.log_format)
 
     async def main() -> None:
@@ -61,9 +66,4 @@ def run_agent(settings: AgentSettings) -> None:
         await serve(settings, stop)
         log.info("agent stopped; bots left running")
 
-    try:
-        import uvloop
-    except ImportError:
-        asyncio.run(main())
-    else:
-        uvloop.run(main())
+    asyncio.run(main())
