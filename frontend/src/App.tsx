@@ -91,15 +91,18 @@ function ThemeToggle() {
   );
 }
 
-/** While the live stream is down, ask the api every `everyMs` who is logged in: a stream
- * refused for a revoked or expired session ends for good (EventSource does not retry a 401), so
- * without this the panel would sit stale until the user's next action. The 401 answer opens the
- * login dialog through the client's middleware; a network error (the api restarting) is left to
- * the stream's own reconnection. */
+/** While the live stream is down, ask the api who is logged in: at once when the stream
+ * drops (a revoked session's stream is ended by the api, so this is when the user should hear
+ * of it), then every `everyMs`. A stream refused for a revoked or expired session ends for good
+ * (EventSource does not retry a 401), so without this the panel would sit stale until the
+ * user's next action. The 401 answer opens the login dialog through the client's middleware; a
+ * network error (the api restarting) is left to the stream's own reconnection. */
 function useExpiryProbe(live: boolean, expired: boolean, everyMs = 5000): void {
   useEffect(() => {
     if (live || expired) return;
-    const timer = setInterval(() => { call(api.GET('/api/v1/auth/me')).catch(() => undefined); }, everyMs);
+    const probe = () => { call(api.GET('/api/v1/auth/me')).catch(() => undefined); };
+    probe();
+    const timer = setInterval(probe, everyMs);
     return () => clearInterval(timer);
   }, [live, expired, everyMs]);
 }
