@@ -22,7 +22,7 @@ from botfleet.fleet.embedded_redis import free_port
 from botfleet.fleet.scratch import SCRATCH_ADMIN, SCRATCH_PASSWORD
 from tests.integration.conftest import Stack, _kill_bots, prepare_database
 
-__all__ = ["CHROMIUM", "SCREENSHOTS", "Panel"]
+__all__ = ["CHROMIUM", "EXAMPLE", "SCREENSHOTS", "Panel"]
 
 ROOT = Path(__file__).resolve().parents[2]
 DIST = ROOT / "frontend" / "dist" / "index.html"
@@ -31,6 +31,7 @@ CHROMIUM = os.environ.get("BOTFLEET_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-background-networking", "--disable-component-update", "--disable-sync",
                  "--no-first-run", "--disable-gpu", "--disable-dev-shm-usage"]
 USER, PASSWORD = SCRATCH_ADMIN, SCRATCH_PASSWORD  # made by prepare_database
+EXAMPLE = ROOT / "tests" / "data" / "passivbot" / "v8" / "btc_long.json"
 
 
 class Panel:
@@ -51,6 +52,17 @@ class Panel:
         """A sync client of the api with the admin's token (Playwright's sync API owns the
         thread's event loop, so no asyncio here)."""
         return httpx.Client(base_url=self.url, headers={"Authorization": f"Bearer {self.stack.token}"}, timeout=30)
+
+    def create_instance(self, name: str, **fields: object) -> dict[str, object]:
+        """Create a simulated passivbot-v8 instance of passivbot's btc_long example (``fields``
+        add to or replace the request's: ``env``, ``config``...) through the api; returns the
+        created instance's JSON."""
+        body: dict[str, object] = {"name": name, "profile": "passivbot-v8", "simulated": True}
+        body.update(fields if "config" in fields else {"config_text": EXAMPLE.read_text(), **fields})
+        with self.api() as api:
+            r = api.post("/api/v1/instances", json=body)
+            assert r.status_code == 201, r.text
+            return dict(r.json())
 
     def login(self) -> Page:
         page = self.page

@@ -5,16 +5,13 @@ rotated, and the local host's api-keys.json following."""
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 from playwright.sync_api import expect
 
-from tests.e2e.conftest import Panel
+from tests.e2e.conftest import EXAMPLE, Panel
 
 pytestmark = pytest.mark.timeout(300)
-
-EXAMPLE = Path(__file__).resolve().parents[1] / "data" / "passivbot" / "v8" / "btc_long.json"
 
 
 def _add(panel: Panel, name: str, key: str, secret: str) -> None:

@@ -6,7 +6,6 @@ side; in the light and the dark theme."""
 from __future__ import annotations
 
 import time
-from pathlib import Path
 
 import pytest
 from playwright.sync_api import expect
@@ -15,8 +14,6 @@ from tests.e2e.conftest import Panel
 
 # a real stack and Chromium on a shared 2-core machine: deadlines, not speed, are tested
 pytestmark = pytest.mark.timeout(400)
-
-EXAMPLE = Path(__file__).resolve().parents[1] / "data" / "passivbot" / "v8" / "btc_long.json"
 
 
 def _succeeded_optimize(panel: Panel, instance_id: str, iters: int) -> dict:
@@ -36,11 +33,7 @@ def _succeeded_optimize(panel: Panel, instance_id: str, iters: int) -> dict:
 
 
 def test_compare_two_optimizations_shows_both_pareto_fronts(panel: Panel) -> None:
-    with panel.api() as api:
-        r = api.post("/api/v1/instances", json={"name": "e2e-compare-optimize", "profile": "passivbot-v8",
-                                                "config_text": EXAMPLE.read_text(), "simulated": True})
-        assert r.status_code == 201, r.text
-        instance_id = r.json()["id"]
+    instance_id = str(panel.create_instance("e2e-compare-optimize")["id"])
     first = _succeeded_optimize(panel, instance_id, 2000)
     second = _succeeded_optimize(panel, instance_id, 4000)
     sizes = [len(j["result"]["summary"]["pareto"]) for j in (first, second)]

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import re
 import time
-from pathlib import Path
 
 import pytest
 from playwright.sync_api import expect
@@ -47,11 +46,9 @@ def test_create_start_watch_logs_and_stop_an_instance(panel: Panel) -> None:
 
 
 def test_log_viewer_scrolls_back_through_older_lines(panel: Panel) -> None:
-    example = Path(__file__).resolve().parents[1] / "data" / "passivbot" / "v8" / "btc_long.json"
+    bot = panel.create_instance("e2e-chatty", env={"BOTFLEET_DEMO_LINES_PER_SEC": "3000",
+                                                   "BOTFLEET_DEMO_LOG_FILE": "0"})
     with panel.api() as api:
-        bot = api.post("/api/v1/instances", json={
-            "name": "e2e-chatty", "profile": "passivbot-v8", "simulated": True, "config_text": example.read_text(),
-            "env": {"BOTFLEET_DEMO_LINES_PER_SEC": "3000", "BOTFLEET_DEMO_LOG_FILE": "0"}}).json()
         api.post(f"/api/v1/instances/{bot['id']}/start").raise_for_status()
         deadline = time.monotonic() + 60
         while len(api.get(f"/api/v1/instances/{bot['id']}/logs/range", params={"limit": 5000}).json()["items"]) < 5000:
@@ -109,12 +106,7 @@ def test_api_errors_show_where_the_user_acted(panel: Panel) -> None:
 
 
 def test_config_versions_diff_and_rollback(panel: Panel) -> None:
-    config = (Path(__file__).resolve().parents[1] / "data" / "passivbot" / "v8" / "btc_long.json").read_text()
-    with panel.api() as api:
-        r = api.post("/api/v1/instances", json={"name": "e2e-config", "profile": "passivbot-v8",
-                                                "config_text": config, "simulated": True})
-        assert r.status_code == 201, r.text
-        instance_id = r.json()["id"]
+    instance_id = panel.create_instance("e2e-config")["id"]
     panel.login()
     page = panel.go(f"/instances/{instance_id}")
     page.get_by_role("tab", name="Config").click()

@@ -4,7 +4,6 @@ cancel it; the jobs queue and a finished backtest's results page."""
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 import pytest
 from playwright.sync_api import expect
@@ -14,19 +13,9 @@ from tests.e2e.conftest import Panel
 # a real stack and Chromium on a shared 2-core machine: deadlines, not speed, are tested
 pytestmark = pytest.mark.timeout(400)
 
-EXAMPLE = Path(__file__).resolve().parents[1] / "data" / "passivbot" / "v8" / "btc_long.json"
-
-
-def _create_instance(panel: Panel, name: str) -> str:
-    with panel.api() as api:
-        r = api.post("/api/v1/instances", json={"name": name, "profile": "passivbot-v8",
-                                                "config_text": EXAMPLE.read_text(), "simulated": True})
-        assert r.status_code == 201, r.text
-        return str(r.json()["id"])
-
 
 def test_optimize_progress_moves_then_cancel(panel: Panel) -> None:
-    instance_id = _create_instance(panel, "e2e-optimize-source")
+    instance_id = str(panel.create_instance("e2e-optimize-source")["id"])
     panel.login()
     page = panel.go(f"/jobs?instance={instance_id}")
     page.get_by_test_id("job-kind").get_by_text("Optimize").click()
@@ -49,7 +38,7 @@ def test_optimize_progress_moves_then_cancel(panel: Panel) -> None:
 
 
 def test_backtest_results_show_metrics(panel: Panel) -> None:
-    instance_id = _create_instance(panel, "e2e-backtest-source")
+    instance_id = str(panel.create_instance("e2e-backtest-source")["id"])
     panel.login()
     page = panel.go(f"/jobs?instance={instance_id}")
     page.get_by_test_id("job-submit").click()

@@ -6,7 +6,6 @@ the lines from that time on."""
 from __future__ import annotations
 
 import time
-from pathlib import Path
 
 import pytest
 from playwright.sync_api import expect
@@ -16,7 +15,6 @@ from tests.e2e.conftest import Panel
 # a real stack and Chromium on a shared 2-core machine: deadlines, not speed, are tested
 pytestmark = pytest.mark.timeout(300)
 
-EXAMPLE = Path(__file__).resolve().parents[1] / "data" / "passivbot" / "v8" / "btc_long.json"
 TAIL = 2000  # the instance page opens the stream with ?tail=2000
 
 
@@ -27,9 +25,8 @@ def _id_ms(stream_id: str) -> int:
 
 def test_jump_to_time_reads_older_lines_and_shows_that_moment(panel: Panel) -> None:
     with panel.api() as api:
-        bot = api.post("/api/v1/instances", json={
-            "name": "e2e-jump", "profile": "passivbot-v8", "simulated": True, "config_text": EXAMPLE.read_text(),
-            "env": {"BOTFLEET_DEMO_LINES_PER_SEC": "1000", "BOTFLEET_DEMO_LOG_FILE": "0"}}).json()
+        bot = panel.create_instance("e2e-jump", env={"BOTFLEET_DEMO_LINES_PER_SEC": "1000",
+                                                     "BOTFLEET_DEMO_LOG_FILE": "0"})
         logs = f"/api/v1/instances/{bot['id']}/logs/range"
         api.post(f"/api/v1/instances/{bot['id']}/start").raise_for_status()
         deadline = time.monotonic() + 90

@@ -7,17 +7,14 @@ from __future__ import annotations
 
 import json
 import re
-from pathlib import Path
 
 import pytest
 from playwright.sync_api import Page, expect
 
-from tests.e2e.conftest import PASSWORD, SCREENSHOTS, Panel
+from tests.e2e.conftest import EXAMPLE, PASSWORD, SCREENSHOTS, Panel
 
 # a real stack and Chromium on a shared 2-core machine: deadlines, not speed, are tested
 pytestmark = pytest.mark.timeout(300)
-
-EXAMPLE = Path(__file__).resolve().parents[1] / "data" / "passivbot" / "v8" / "btc_long.json"
 
 
 def _revoke_login_sessions(panel: Panel) -> int:
@@ -60,11 +57,7 @@ def test_revoked_session_keeps_the_new_instance_form(panel: Panel) -> None:
 
 
 def test_revoked_session_keeps_the_config_editor_edits(panel: Panel) -> None:
-    with panel.api() as api:
-        r = api.post("/api/v1/instances", json={"name": "e2e-session-config", "profile": "passivbot-v8",
-                                                "config_text": EXAMPLE.read_text(), "simulated": True})
-        assert r.status_code == 201, r.text
-        instance_id = r.json()["id"]
+    instance_id = panel.create_instance("e2e-session-config")["id"]
     panel.login()
     page = panel.go(f"/instances/{instance_id}")
     page.get_by_role("tab", name="Config").click()
