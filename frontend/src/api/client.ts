@@ -12,7 +12,8 @@ export type { paths, components } from './schema';
 const onError: Middleware = {
   async onResponse({ response, request }) {
     if (response.ok) return undefined;
-    if (response.status === 401 && !request.url.endsWith('/auth/login')) session.expired();
+    const sessionExpired = response.status === 401 && !request.url.endsWith('/auth/login');
+    if (sessionExpired) session.expired();
     let body: unknown = null;
     const text = await response.clone().text();
     try {
@@ -20,7 +21,7 @@ const onError: Middleware = {
     } catch {
       body = text;
     }
-    throw new ApiError(toProblem(response.status, body, response.statusText));
+    throw new ApiError(toProblem(response.status, body, response.statusText), { sessionExpired });
   },
 };
 
@@ -42,7 +43,7 @@ export async function artifact(jobId: string, name: string): Promise<unknown> {
     if (r.status === 401) session.expired();
     let body: unknown = text;
     try { body = JSON.parse(text); } catch { /* plain text */ }
-    throw new ApiError(toProblem(r.status, body, r.statusText));
+    throw new ApiError(toProblem(r.status, body, r.statusText), { sessionExpired: r.status === 401 });
   }
   try { return JSON.parse(text); } catch { return text; }
 }

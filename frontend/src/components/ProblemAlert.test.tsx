@@ -23,6 +23,15 @@ describe('ProblemAlert', () => {
     expect(screen.getByRole('alert').textContent).toContain('is botfleet running?');
   });
 
+  it("leaves an expired session to the login dialog but shows the login's own 401", () => {
+    const expired = toProblem(401, { title: 'Unauthorized', status: 401, detail: 'session expired' });
+    const { container } = wrap(<ProblemAlert error={new ApiError(expired, { sessionExpired: true })} />);
+    expect(container.querySelector('[role=alert]')).toBeNull();
+    const wrong = toProblem(401, { title: 'Unauthorized', status: 401, detail: 'wrong user name or password' });
+    wrap(<ProblemAlert error={new ApiError(wrong)} />);
+    expect(screen.getByRole('alert').textContent).toContain('wrong user name or password');
+  });
+
   it('points a problem at its field and the fields inside it', () => {
     const p = toProblem(422, { title: 'Invalid', status: 422, detail: 'bad', key: 'live.user' });
     expect(problemAt(p, 'live')).toBe('bad');

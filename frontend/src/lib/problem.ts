@@ -8,12 +8,16 @@ export interface Problem {
   errors?: { key?: string; message?: string }[];
 }
 
-/** An api call that failed; `problem` is what the api said (or a stand-in for network errors). */
+/** An api call that failed; `problem` is what the api said (or a stand-in for network errors).
+ * `sessionExpired`: a 401 to a call made while logged in (not the login itself), which the
+ * login dialog over the page answers, so it is not shown again where the user acted. */
 export class ApiError extends Error {
   readonly problem: Problem;
-  constructor(problem: Problem) {
+  readonly sessionExpired: boolean;
+  constructor(problem: Problem, { sessionExpired = false }: { sessionExpired?: boolean } = {}) {
     super(problem.detail || problem.title);
     this.problem = problem;
+    this.sessionExpired = sessionExpired;
   }
   get status(): number {
     return this.problem.status;
