@@ -68,8 +68,8 @@ class Stack:
             "worker": "from botfleet.jobs.worker import run_worker; from botfleet.settings import Settings; "
                       "run_worker(Settings())",
         }[name]
-        log = open(self.home / f"{name}.log", "ab")  # noqa: SIM115 - the child owns it
-        proc = subprocess.Popen([sys.executable, "-c", code], env=self.env, stdout=log, stderr=subprocess.STDOUT)
+        with open(self.home / f"{name}.log", "ab") as log:  # the child keeps its own copy
+            proc = subprocess.Popen([sys.executable, "-c", code], env=self.env, stdout=log, stderr=subprocess.STDOUT)
         self.procs[name] = proc
         if name == "api":
             try:
