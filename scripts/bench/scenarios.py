@@ -188,7 +188,9 @@ def _stop_split(tool: Any, t0: float, exited: dict[str, float]) -> dict[str, Any
     ``exits``), and for botfleet from its fleet stream (:meth:`Botfleet.state_trace`) the
     agent's STOPPING (just before the first signal) and STOPPED (exit reaped) times, the
     api's record time and this process's receive time of the STOPPED events; ``lag`` gives
-    per-bot differences along that path (p50/max)."""
+    per-bot differences along that path (p50/max). Every time is taken by a process that
+    competes with the exiting bots for the cores (the watch thread, the agent, the api, this
+    stream's reader): under that load each is when the process got to run, an upper bound."""
     def ms(t: float) -> float:
         return round((t - t0) * 1000, 1)
 

@@ -399,8 +399,9 @@ class Instance:
         this loop iteration: the stops begun together (a SyncCommand's) first store STOPPING,
         then signal their bots back to back. Interleaved, each signal woke a bot that then
         competed with the agent for the cores: a Supervisor alone stopping 100 ``python -S``
-        sleepers sent the last SIGINT 0.2-0.26 s after the first (18 ms of agent CPU); now
-        within 4-12 ms. A cancel of the waiting task does not withdraw the signal (STOPPING
+        sleepers sent the last SIGINT 0.16-0.26 s after the first (17-19 ms of agent CPU); now
+        4-12 ms after it at load 4-5, 20-100 ms at load 6-10 (a woken bot can still preempt
+        the agent inside ``killpg``). A cancel of the waiting task does not withdraw the signal (STOPPING
         is stored; a next agent would finish the stop anyway). Returns
         :func:`process.signal_group`'s result."""
         result: asyncio.Future[bool] = self._loop.create_future()
