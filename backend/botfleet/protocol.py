@@ -169,8 +169,12 @@ class RemoveCommand(_Model):
 
 
 class SyncCommand(_Model):
-    """The full desired state of a host, sent after each announce. Instances the agent has
-    that are not listed are left as they are (reported, never stopped implicitly)."""
+    """The desired state of the listed instances of a host, each applied as its ApplyCommand
+    alone would be (fenced by generation). Sent with the host's full desired state after each
+    announce, and with the instances of a stop of many (one message: the agent signals them
+    all in one pass, before any of them exits and competes with it for the cores). Instances
+    the agent has that are not listed are left as they are (reported, never stopped
+    implicitly)."""
 
     kind: Literal["sync"] = "sync"
     instances: list[ApplyCommand]

@@ -16,6 +16,7 @@ import subprocess
 import threading
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +36,14 @@ CODE = {
     "worker": "from botfleet.jobs.worker import run_worker; from botfleet.settings import Settings; "
               "run_worker(Settings())",
 }
+
+
+def _epoch(iso: str | None) -> float | None:
+    """``time.time()`` of an ISO 8601 timestamp (naive = UTC), None when absent."""
+    if not iso:
+        return None
+    moment = datetime.fromisoformat(iso)
+    return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp()
 
 
 class Botfleet:
@@ -58,6 +67,10 @@ class Botfleet:
         self._connected = threading.Event()
         self._lock = threading.Lock()
         self._states: dict[str, tuple[str, int | None]] = {}
+        #: Every instance.state event seen on the fleet stream while watching:
+        #: (receive time, name, new state, agent's time of the change, api's record time),
+        #: times as time.time(); see :meth:`state_trace`.
+        self._trace: list[tuple[float, str, str, float, float]] = []
         redis_url = self.redis.start()
         try:
             self._up(redis_url, log_max_bytes, log_backups)
@@ -259,8 +272,21 @@ class Botfleet:
                     name = names.get(event.get("instance_id") or "")
                     if event.get("kind") == "instance.state" and name:
                         data = event["data"]
+                        received = time.time()
+                        agent_time = _epoch(data.get("time")) or received
                         with self._lock:
                             self._states[name] = (data["new"], data.get("pid"))
+                            self._trace.append((received, name, data["new"], agent_time,
+                                                _epoch(event.get("time")) or received))
+
+    def state_trace(self, since: float) -> list[tuple[float, str, str, float, float]]:
+        """The instance.state events received on the fleet stream at or after ``since``
+        (``time.time()``): ``(received, name, new state, agent time, api record time)``. The
+        agent's time is when it made the change (STOPPING: right before the first signal;
+        STOPPED: once the exit was reaped), the api's when it stored the event; all three
+        clocks are this machine's."""
+        with self._lock:
+            return [t for t in self._trace if t[0] >= since]
 
     def clear(self) -> None:
         """Stop and delete every bench instance."""

@@ -17,6 +17,7 @@ import platform
 import select
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -29,6 +30,7 @@ __all__ = [
     "BENCH_DIR",
     "BotDef",
     "CONFIG_FILE",
+    "ExitWatch",
     "PYTHON",
     "ROOT",
     "STAMP_DIR",
@@ -147,6 +149,43 @@ def wait_exit(pid: int, timeout: float) -> float | None:
         return time.time()
     finally:
         os.close(fd)
+
+
+class ExitWatch:
+    """Exit times of a set of processes (any, not only children), seen through pidfds by a
+    thread that sleeps in ``poll`` (no /proc polling competing with the bots for the cores).
+    Open it before the processes are told to exit; :meth:`wait` returns ``{pid: time.time()
+    right after its exit was seen}`` (a zombie has exited). A pid already gone when watched
+    gets the time the watch was opened."""
+
+    def __init__(self, pids: list[int]) -> None:
+        self.exits: dict[int, float] = {}
+        self._fds: dict[int, int] = {}
+        opened = time.time()
+        for pid in pids:
+            try:
+                self._fds[os.pidfd_open(pid)] = pid
+            except ProcessLookupError:
+                self.exits[pid] = opened
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        poller = select.poll()
+        for fd in self._fds:
+            poller.register(fd, select.POLLIN)
+        while self._fds:
+            for fd, _ in poller.poll():
+                self.exits[self._fds.pop(fd)] = time.time()
+                poller.unregister(fd)
+                os.close(fd)
+
+    def wait(self, timeout: float) -> dict[int, float]:
+        """Wait until every watched process has exited. Raises TimeoutError."""
+        self._thread.join(timeout)
+        if self._thread.is_alive():
+            raise TimeoutError(f"timed out after {timeout} s waiting for {len(self._fds)} processes to exit")
+        return dict(self.exits)
 
 
 def wait_until(predicate: Any, timeout: float, interval: float = 0.02, what: str = "condition") -> Any:

@@ -25,6 +25,7 @@ import psutil
 from common import (
     PYTHON,
     BotDef,
+    ExitWatch,
     StampLog,
     bot_env,
     cpu_window,
@@ -158,7 +159,9 @@ def fleet(tool: Any, workdir: Path, n: int, idle_window: float, crash_samples: i
     wait_until(lambda: all(tool.states().get(nm, ("?",))[0] == "RUNNING" for nm in names), 60, 0.05,
                "all RUNNING again")
     running = {nm: pid for nm, (_, pid) in tool.states().items() if nm in names and pid}
+    exits = ExitWatch(list(running.values()))
     cpu0 = _cpu_seconds(tool)
+    bench_cpu0 = time.process_time()
     t0 = time.time()
     tool.stop(names)
     out["stop_command_ms"] = round((time.time() - t0) * 1000, 1)
@@ -168,12 +171,55 @@ def fleet(tool: Any, workdir: Path, n: int, idle_window: float, crash_samples: i
                "all reported STOPPED")
     reported = time.time()
     out["stop_cpu_ms"] = _cpu_used(cpu0, _cpu_seconds(tool))
+    out["stop_bench_cpu_ms"] = round((time.process_time() - bench_cpu0) * 1000)
+    exited = exits.wait(60)
     _watch(tool, False)
     out["stop_processes_gone_ms"] = round((gone - t0) * 1000, 1)
     out["stop_all_stopped_ms"] = round((max(gone, reported) - t0) * 1000, 1)
+    out["stop_split"] = _stop_split(tool, t0, {nm: exited[pid] for nm, pid in running.items()})
     if hasattr(tool, "paths_used"):
         out["requests"] = sorted(tool.paths_used)
     tool.clear()
+    return out
+
+
+def _stop_split(tool: Any, t0: float, exited: dict[str, float]) -> dict[str, Any]:
+    """Where a stop's time went, ms after the stop request (``t0``): each bot's exit (pidfd,
+    ``exits``), and for botfleet from its fleet stream (:meth:`Botfleet.state_trace`) the
+    agent's STOPPING (just before the first signal) and STOPPED (exit reaped) times, the
+    api's record time and this process's receive time of the STOPPED events; ``lag`` gives
+    per-bot differences along that path (p50/max). Every time is taken by a process that
+    competes with the exiting bots for the cores (the watch thread, the agent, the api, this
+    stream's reader): under that load each is when the process got to run, an upper bound."""
+    def ms(t: float) -> float:
+        return round((t - t0) * 1000, 1)
+
+    ends = sorted(exited.values())
+    out: dict[str, Any] = {"exits": {"first": ms(ends[0]), "p50": ms(ends[len(ends) // 2]), "last": ms(ends[-1])}}
+    if not hasattr(tool, "state_trace"):
+        return out
+    trace = tool.state_trace(t0)
+    stopping = {nm: agent for _, nm, new, agent, _ in trace if new == "STOPPING" and nm in exited}
+    stopped = {nm: (received, agent, api) for received, nm, new, agent, api in trace
+               if new == "STOPPED" and nm in exited}
+    if not stopping or not stopped:
+        return out
+    out["stopping_agent"] = {"first": ms(min(stopping.values())), "last": ms(max(stopping.values()))}
+    for key, index in (("stopped_agent", 1), ("stopped_api", 2), ("stopped_received", 0)):
+        times = sorted(v[index] for v in stopped.values())
+        out[key] = {"first": ms(times[0]), "p50": ms(times[len(times) // 2]), "last": ms(times[-1])}
+
+    def lag(pairs: list[float]) -> dict[str, float]:
+        pairs = sorted(pairs)
+        return {"p50": round(pairs[len(pairs) // 2] * 1000, 1), "max": round(pairs[-1] * 1000, 1)}
+
+    both = [nm for nm in stopped if nm in stopping]
+    out["lag"] = {
+        "stopping_to_exit": lag([exited[nm] - stopping[nm] for nm in both]),
+        "exit_to_stopped_agent": lag([stopped[nm][1] - exited[nm] for nm in stopped]),
+        "agent_to_api": lag([stopped[nm][2] - stopped[nm][1] for nm in stopped]),
+        "api_to_received": lag([stopped[nm][0] - stopped[nm][2] for nm in stopped]),
+    }
     return out
 
 

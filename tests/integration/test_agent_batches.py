@@ -6,11 +6,13 @@ agent of another protocol version is told to upgrade."""
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 from redis.asyncio import Redis
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from botfleet.db.models import Host
@@ -74,3 +76,41 @@ async def test_an_agent_of_another_protocol_version_is_told_to_upgrade(
             await announce(session, redis, settings, host, old)
         await session.refresh(host)
         assert host.status == "unknown" and host.agent_version is None  # nothing taken
+
+
+async def test_a_batch_of_state_changes_is_stored_and_streamed_in_its_order(
+    sessions: async_sessionmaker[AsyncSession], settings: Settings, redis: Redis
+) -> None:
+    # Many changes in one batch (a stop of many bots) are stored in one flush: each instance
+    # row ends in its last state, and the fleet stream has an event per change, in order,
+    # with ascending ids.
+    from datetime import UTC, datetime
+
+    from botfleet.db.models import Instance
+    from botfleet.protocol import InstanceState, StateChange
+
+    async with sessions() as session:
+        host = Host(name="vps1", status="online")
+        session.add(host)
+        await session.flush()
+        rows = [Instance(name=f"bot{i}", host_id=host.id, profile="custom", state="RUNNING", pid=100 + i)
+                for i in range(3)]
+        session.add_all(rows)
+        await session.commit()
+        host_id, ids = host.id, [r.id for r in rows]
+
+    def change(instance_id: str, old: InstanceState, new: InstanceState) -> StateChange:
+        return StateChange(instance_id=instance_id, generation=2, old=old, new=new, time=datetime.now(UTC),
+                           pid=None if new == InstanceState.STOPPED else 1, exit_code=0, reason="stop requested")
+
+    S = InstanceState
+    changes = [change(i, S.RUNNING, S.STOPPING) for i in ids] + [change(i, S.STOPPING, S.STOPPED) for i in ids]
+    before = len(await redis.xrange(streams.EVENTS))
+    async with sessions() as session:
+        assert await take_batch(session, redis, settings, host_id, EventBatch(run_id="r", seq=1, events=changes))
+    published = [json.loads(fields["data"]) for _, fields in (await redis.xrange(streams.EVENTS))[before:]]
+    assert [(e["instance_id"], e["data"]["new"]) for e in published] == [(c.instance_id, c.new) for c in changes]
+    assert [e["id"] for e in published] == sorted(e["id"] for e in published)
+    async with sessions() as session:
+        stored = (await session.scalars(select(Instance).where(Instance.id.in_(ids)))).all()
+        assert {(r.state, r.pid) for r in stored} == {("STOPPED", None)}

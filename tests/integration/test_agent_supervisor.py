@@ -335,3 +335,49 @@ async def test_a_bot_running_past_startsecs_is_adopted_running_without_an_event(
     await sup2.apply(_cmd("up", 2, kill, DesiredState.STOPPED))
     await rec2.wait_state("up", S.STOPPED)
     await sup2.close()
+
+
+async def test_a_stop_of_many_stores_every_stopping_before_the_first_signal_and_settles_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # One SyncCommand stopping several bots: every STOPPING is stored and reported before the
+    # first bot is signalled (then all are signalled back to back, before any exit competes
+    # with the agent for the cores), and on_settled comes once, after the last STOPPED.
+    from botfleet.agent import process
+
+    order: list[str] = []
+    signal_group = process.signal_group
+
+    def recorded_signal(pgid: int, sig: signal.Signals) -> bool:
+        order.append(f"signal {sig.name}")
+        return signal_group(pgid, sig)
+
+    monkeypatch.setattr(process, "signal_group", recorded_signal)
+    rec = Recorder()
+
+    def on_event(event: object) -> None:
+        rec(event)  # type: ignore[arg-type]
+        order.append(f"{event.new.value} {event.instance_id}")  # type: ignore[attr-defined]
+
+    sup = Supervisor(tmp_path / "state", AgentSettings(home=tmp_path), on_event=on_event,
+                     on_settled=lambda: order.append("settled"))
+    await sup.start()
+    try:
+        names = [f"bot{i}" for i in range(5)]
+        spec = _spec(SLEEPER)
+        assert await sup.apply(SyncCommand(instances=[_cmd(n, 1, spec) for n in names]))
+        for name in names:
+            await rec.wait_state(name, S.RUNNING)
+        mark = len(rec.events)
+        order.clear()
+        stop = SyncCommand(instances=[_cmd(n, 2, spec, DesiredState.STOPPED) for n in names])
+        assert await sup.apply(stop)
+        for name in names:
+            stopped = await rec.wait_state(name, S.STOPPED, after=mark)
+            assert stopped.exit_code == 0 or stopped.exit_signal == "SIGINT"
+        first_signal = order.index("signal SIGINT")
+        assert sorted(order[:first_signal]) == [f"STOPPING {n}" for n in names]
+        assert order[first_signal:first_signal + len(names)] == ["signal SIGINT"] * len(names)
+        assert order.count("settled") == 1 and order[-1] == "settled"
+    finally:
+        await sup.close()

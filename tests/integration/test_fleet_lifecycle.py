@@ -200,3 +200,36 @@ async def test_sse_streams_end_cleanly_when_the_api_shuts_down(stack: Stack, api
     assert ended.is_set()
     log = stack.log("api")
     assert "Application shutdown complete" in log and "without completing response" not in log
+
+
+async def test_a_bulk_stop_reaches_the_agent_as_one_command_and_stops_every_bot(
+    stack: Stack, api: httpx.AsyncClient
+) -> None:
+    # The stops of several instances on one host go as one SyncCommand (the agent signals
+    # them all in one pass); starts stay one ApplyCommand each (each carries its config).
+    from redis.asyncio import Redis
+
+    from botfleet.fleet import streams
+
+    stack.start("agent")
+    bots = [await create(api, f"bulk-{i}") for i in range(3)]
+    ids = [b["id"] for b in bots]
+    started = (await api.post("/api/v1/instances/bulk", json={"action": "start", "ids": ids})).json()
+    assert all(r["ok"] for r in started)
+    pids = [(await until_state(api, i, "RUNNING"))["pid"] for i in ids]
+    redis = Redis.from_url(stack.env["BOTFLEET_REDIS_URL"], decode_responses=True)
+    try:
+        key = streams.agent_commands(bots[0]["host_id"])
+        before = len(await redis.xrange(key))
+        stopped = (await api.post("/api/v1/instances/bulk", json={"action": "stop", "ids": ids})).json()
+        assert all(r["ok"] for r in stopped)
+        queued = [json.loads(fields["data"]) for _, fields in (await redis.xrange(key))[before:]]
+    finally:
+        await redis.aclose()
+    assert [c["kind"] for c in queued] == ["sync"]
+    assert sorted(c["instance_id"] for c in queued[0]["instances"]) == sorted(ids)
+    assert all(c["desired"] == "stopped" and c["spec"]["files"] == {} for c in queued[0]["instances"])
+    for instance_id, pid in zip(ids, pids, strict=True):
+        row = await until_state(api, instance_id, "STOPPED")
+        assert "sent SIGINT" in row["state_reason"], row
+        assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE

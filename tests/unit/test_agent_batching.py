@@ -57,3 +57,16 @@ async def test_due_gives_up_at_the_deadline_when_nothing_waits() -> None:
     loop = asyncio.get_running_loop()
     outbox = Outbox()
     assert not await outbox.due(loop.time() + 0.02)
+
+
+async def test_flush_makes_what_waits_due_at_once_and_nothing_when_empty() -> None:
+    loop = asyncio.get_running_loop()
+    outbox = Outbox(Batching(max_wait=5.0, quiet=10.0, early=5.0))
+    outbox.flush()  # nothing waits: no batch
+    assert not await outbox.due(loop.time() + 0.02)
+    outbox.last_send = loop.time()  # a batch just went: the next would wait for the timer
+    outbox.wake()
+    outbox.flush()  # the last stop of a burst has ended
+    start = loop.time()
+    assert await outbox.due(start + 2)
+    assert loop.time() - start < 1.0

@@ -25,7 +25,8 @@ async def serve(settings: AgentSettings, stop: asyncio.Event) -> None:
     leaving every bot running (DESIGN.md invariant 2)."""
     outbox = Outbox()
     supervisor = Supervisor(
-        settings.state_dir, settings, on_event=outbox.add_state, on_output=outbox.wake
+        settings.state_dir, settings, on_event=outbox.add_state, on_output=outbox.wake,
+        on_settled=outbox.flush,
     )
     await supervisor.start()
     # What exists now (modules, pydantic schemas, adopted instances) lives as long as the

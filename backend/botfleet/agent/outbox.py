@@ -88,6 +88,12 @@ class Outbox:
         elif self.batching.send_now(self.since, now):
             self._fire()
 
+    def flush(self) -> None:
+        """Whatever waits is due at once (the supervisor says no change is coming soon: the
+        last stop of a burst has ended), instead of at the timer up to ``max_wait`` later."""
+        if self.since is not None and not self._due:
+            self._fire()
+
     def more(self) -> None:
         """More waits than one batch took: the next batch is due at once."""
         self.since = self._loop.time()

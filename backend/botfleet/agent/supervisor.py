@@ -54,7 +54,9 @@ class Supervisor:
     :class:`~botfleet.protocol.StateChange` (must not block). ``on_output``: called when an
     instance's stream queue goes from empty to non-empty (then call :meth:`take_logs`).
     ``queue_lines``: stream queue bound per instance (lines); beyond it lines are only on disk
-    and counted in ``LogLines.dropped``.
+    and counted in ``LogLines.dropped``. ``on_settled``: called when an instance leaves
+    STOPPING and none is left in it (the last of a burst of stops has ended: what waits to be
+    reported need not wait for more).
     """
 
     def __init__(
@@ -64,12 +66,14 @@ class Supervisor:
         on_event: Callable[[StateChange], None] | None = None,
         *,
         on_output: Callable[[], None] | None = None,
+        on_settled: Callable[[], None] | None = None,
         queue_lines: int = 20_000,
     ) -> None:
         self.layout = StateLayout(Path(state_dir).resolve())
         self.settings = settings
         self._on_event = on_event
         self._on_output = on_output
+        self._on_settled = on_settled
         #: Captures whose stream queue may hold lines (an ordered set): take_logs looks at
         #: these only, not at every instance.
         self._busy: dict[OutputCapture, None] = {}
@@ -89,6 +93,9 @@ class Supervisor:
     def _emit(self, event: StateChange) -> None:
         if self._on_event is not None:
             self._on_event(event)
+        if (self._on_settled is not None and event.old == "STOPPING" and event.new != "STOPPING"
+                and not any(i.state == "STOPPING" for i in self.instances.values())):
+            self._on_settled()
 
     def _output_ready(self, capture: OutputCapture) -> None:
         self._busy[capture] = None

@@ -21,7 +21,7 @@ from botfleet.fleet import metrics as host_metrics
 from botfleet.fleet import streams
 from botfleet.fleet.accounts import notify_hosts
 from botfleet.fleet.errors import Conflict, Invalid, NotFound
-from botfleet.fleet.events import publish_event, publish_events, record_event
+from botfleet.fleet.events import publish_event, queue_events, record_event
 from botfleet.fleet.instances import apply_commands
 from botfleet.protocol import (
     PROTOCOL_VERSION,
@@ -265,17 +265,22 @@ async def _take_batch(
                           maxlen=settings.log_stream_maxlen, approximate=True)
         pipe.hset(dedupe, batch.run_id, batch.seq)
         pipe.expire(dedupe, 7 * 24 * 3600)
+        queue_events(pipe, events, maxlen=settings.events_stream_maxlen)
         await pipe.execute()
-    await publish_events(redis, events, maxlen=settings.events_stream_maxlen)
     return True
 
 
 async def _take_state_changes(session: AsyncSession, host_id: str, changes: list[StateChange]) -> list[Event]:
+    """Apply ``changes`` to their instance rows and add an ``instance.state`` event each, all
+    in one flush (the caller commits): a stop of 100 bots is 200 changes, and a flush per
+    event (its UPDATE and INSERT each a round trip through the driver's thread) cost the api
+    ~0.7 ms of CPU per change, on the cores the exiting bots need."""
     if not changes:
         return []
     ids = {c.instance_id for c in changes}
     rows = {i.id: i for i in (await session.scalars(select(Instance).where(Instance.id.in_(ids)))).all()}
     events = []
+    now = utcnow()
     for change in changes:
         instance = rows.get(change.instance_id)
         if instance is None or instance.host_id != host_id:
@@ -285,14 +290,16 @@ async def _take_state_changes(session: AsyncSession, host_id: str, changes: list
         instance.state_reason = change.reason
         if change.new == InstanceState.STARTING or (change.new == InstanceState.RUNNING and instance.started_at is None):
             instance.started_at = change.time
-        events.append(await record_event(
-            session, kind="instance.state", instance_id=instance.id, host_id=host_id,
+        events.append(Event(
+            time=now, kind="instance.state", instance_id=instance.id, host_id=host_id,
             data={
                 "old": change.old, "new": change.new, "pid": change.pid, "generation": change.generation,
                 "restart_count": change.restart_count, "exit_code": change.exit_code,
                 "exit_signal": change.exit_signal, "reason": change.reason, "time": change.time.isoformat(),
             },
         ))
+    session.add_all(events)
+    await session.flush()  # the events' ids, in order
     return events
 
 

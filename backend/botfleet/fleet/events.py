@@ -9,12 +9,13 @@ import json
 from typing import Any
 
 from redis.asyncio import Redis
+from redis.asyncio.client import Pipeline
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from botfleet.db.models import Event, utcnow
 from botfleet.fleet import streams
 
-__all__ = ["event_payload", "publish_event", "publish_events", "record_event"]
+__all__ = ["event_payload", "publish_event", "publish_events", "queue_events", "record_event"]
 
 
 def event_payload(event: Event) -> dict[str, Any]:
@@ -64,9 +65,15 @@ async def publish_events(redis: Redis, events: list[Event], *, maxlen: int = 100
     if not events:
         return
     async with redis.pipeline(transaction=False) as pipe:
-        for event in events:
-            data = json.dumps(event_payload(event))
-            pipe.xadd(streams.EVENTS, {"data": data}, maxlen=maxlen, approximate=True)
-            if event.job_id:
-                pipe.xadd(streams.job_events(event.job_id), {"data": data}, maxlen=10_000, approximate=True)
+        queue_events(pipe, events, maxlen=maxlen)
         await pipe.execute()
+
+
+def queue_events(pipe: Pipeline, events: list[Event], *, maxlen: int = 100_000) -> None:
+    """Add the appends of :func:`publish_events` to ``pipe`` (the caller executes it, after
+    the commit), so that they share a round trip with the caller's other commands."""
+    for event in events:
+        data = json.dumps(event_payload(event))
+        pipe.xadd(streams.EVENTS, {"data": data}, maxlen=maxlen, approximate=True)
+        if event.job_id:
+            pipe.xadd(streams.job_events(event.job_id), {"data": data}, maxlen=10_000, approximate=True)

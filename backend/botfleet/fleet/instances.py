@@ -26,6 +26,7 @@ from botfleet.protocol import (
     InstanceState,
     ProcessSpec,
     RemoveCommand,
+    SyncCommand,
 )
 from botfleet.settings import Settings
 
@@ -325,11 +326,31 @@ async def set_desired_many(
     if desired == DesiredState.RUNNING:  # the hosts' api-keys.json before the starts
         await notify_hosts(session, redis, settings, [i.host_id for i in instances])
     async with redis.pipeline(transaction=False) as pipe:
-        for instance, command in zip(instances, commands, strict=True):
-            pipe.xadd(streams.agent_commands(instance.host_id), {"data": command.model_dump_json()},
+        for host_id, message in _command_messages(instances, commands, desired):
+            pipe.xadd(streams.agent_commands(host_id), {"data": message.model_dump_json()},
                       maxlen=10_000, approximate=True)
         await pipe.execute()
     await publish_events(redis, events, maxlen=settings.events_stream_maxlen)
+
+
+def _command_messages(
+    instances: list[Instance], commands: list[ApplyCommand], desired: DesiredState,
+) -> list[tuple[str, ApplyCommand | SyncCommand]]:
+    """``(host id, message)`` for each command stream entry: one ApplyCommand per instance,
+    except that the stops of several instances on one host go as one SyncCommand. The agent
+    then takes them in one read and signals the bots back to back: sent one by one, the later
+    commands reached it while the first bots' exits held the cores (in the fleet bench, the
+    100th stop command arrived 0.19 s after the first and the last SIGINT went 0.44 s after
+    the first). Starts stay one per instance:
+    each carries its config files (~28 KB for passivbot's), and the agent starts the first
+    without waiting for the rest."""
+    if desired != DesiredState.STOPPED:
+        return [(i.host_id, c) for i, c in zip(instances, commands, strict=True)]
+    by_host: dict[str, list[ApplyCommand]] = {}
+    for instance, command in zip(instances, commands, strict=True):
+        by_host.setdefault(instance.host_id, []).append(command)
+    return [(host_id, group[0] if len(group) == 1 else SyncCommand(instances=group))
+            for host_id, group in by_host.items()]
 
 
 async def update_instance(
