@@ -1,4 +1,5 @@
-/** Live log viewer over `GET /api/v1/instances/{id}/logs` (SSE, `event: log`). Lines are
+/** Live log viewer over `GET /api/v1/instances/{id}/logs` (SSE: `event: logs` batches with
+ * `?batch=true`, which the instance page asks for, or `event: log` per line). Lines are
  * batched once per animation frame into a bounded ring (100,000 lines) and shown in a
  * virtualized list, so a 10,000 lines/s stream keeps the page responsive. Follow/pause,
  * search, level filter, jump to time, download of the lines shown; scrolling to the top (or
@@ -63,8 +64,8 @@ export function LogViewer({ url, instanceId, capacity = 100_000, height = 480, f
     // page is the fallback where workers cannot open one (jsdom in component tests).
     if (typeof Worker !== 'undefined') {
       const worker = new Worker(new URL('../lib/logStream.worker.ts', import.meta.url), { type: 'module' });
-      worker.onmessage = (m: MessageEvent<{ type: string; lines?: [string, string][] }>) => {
-        if (m.data.type === 'lines') for (const [id, line] of m.data.lines!) batcher.add(id, line);
+      worker.onmessage = (m: MessageEvent<{ type: string; lines?: LogEntry[] }>) => {
+        if (m.data.type === 'lines') batcher.addEntries(m.data.lines!);
         else setConnected(m.data.type === 'open');
       };
       worker.postMessage({ url: new URL(url, location.href).href });
@@ -76,6 +77,9 @@ export function LogViewer({ url, instanceId, capacity = 100_000, height = 480, f
     source.addEventListener('log', (e) => {
       const m = e as MessageEvent<string>;
       batcher.add(m.lastEventId, m.data);
+    });
+    source.addEventListener('logs', (e) => {
+      for (const [id, line] of JSON.parse((e as MessageEvent<string>).data) as [string, string][]) batcher.add(id, line);
     });
     return () => { source.close(); clearTimeout(countTimer.current); };
   }, [url, ring, view]);

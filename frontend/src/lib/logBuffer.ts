@@ -80,7 +80,11 @@ export class LineBatcher {
   private scheduled = false;
   constructor(private readonly onFlush: (batch: LogEntry[]) => void, private readonly schedule: Scheduler = rafScheduler) {}
   add(id: string, line: string): void {
-    this.pending.push({ id, line, level: levelOf(line) });
+    this.addEntries([{ id, line, level: levelOf(line) }]);
+  }
+  /** Lines already parsed (the log stream worker sets their level). */
+  addEntries(entries: readonly LogEntry[]): void {
+    for (const e of entries) this.pending.push(e);
     if (!this.scheduled) {
       this.scheduled = true;
       this.schedule(() => this.flush());
