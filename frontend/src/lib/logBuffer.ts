@@ -181,3 +181,14 @@ export function compareIds(a: string, b: string): number {
   const [bm, bs] = b.split('-').map(Number);
   return am - bm || (as ?? 0) - (bs ?? 0);
 }
+
+/** The lines `[first, last)` a list of `count` lines, each `lineHeight` px high, draws when
+ * scrolled to `scrollTop` in a view `viewHeight` px high, plus `overscan` lines beyond each
+ * edge. Arithmetic, so its cost does not grow with the count (the log viewer used
+ * react-virtual, which rebuilt a measurement of every line, up to 100,000, whenever the count
+ * changed: every frame while following). */
+export function lineWindow(count: number, scrollTop: number, viewHeight: number, lineHeight: number, overscan: number): [number, number] {
+  const first = Math.max(0, Math.min(count, Math.floor(scrollTop / lineHeight)) - overscan);
+  const last = Math.min(count, Math.ceil((scrollTop + viewHeight) / lineHeight) + overscan);
+  return [first, Math.max(first, last)];
+}
