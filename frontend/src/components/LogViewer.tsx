@@ -214,6 +214,10 @@ const LogLines = memo(function LogLines({ lines, follow, height, received, jump,
     if (follow && scroller.current) scroller.current.scrollTop = top;
   }, [follow, top]);
   useLayoutEffect(() => {
+    // Paused: the window follows the scroll events again, from where following left it.
+    if (!follow && scroller.current) setScrollTop(scroller.current.scrollTop);
+  }, [follow]);
+  useLayoutEffect(() => {
     if (jump && scroller.current) scroller.current.scrollTop = jump.index * LINE;
   }, [jump]);
   const [first, last] = lineWindow(lines.length, top, viewHeight, LINE, OVERSCAN);
@@ -228,7 +232,12 @@ const LogLines = memo(function LogLines({ lines, follow, height, received, jump,
   }
   return (
     <div ref={scroller} onWheel={(e) => { if (e.deltaY < 0 && follow) onScrollUp(); }} tabIndex={0} aria-label="Log lines" role="log"
-      onScroll={(e) => { const t = e.currentTarget.scrollTop; setScrollTop(t); if (!follow && onTop && t < LINE) onTop(); }} data-testid="log-scroller"
+      onScroll={(e) => {
+        if (follow) return; // the window is the end; reading scrollTop here would force a layout per frame
+        const t = e.currentTarget.scrollTop;
+        setScrollTop(t);
+        if (onTop && t < LINE) onTop();
+      }} data-testid="log-scroller"
       style={{ height, overflow: 'auto', contain: 'strict', fontFamily: 'var(--mantine-font-family-monospace)', fontSize: 12, border: '1px solid var(--mantine-color-default-border)', borderRadius: 4, background: 'var(--mantine-color-body)' }}>
       {lines.length === 0 ? <Text p="sm" size="sm" c="dimmed">{received ? 'No line matches the search or level filter.' : 'No log lines yet: start the instance and its output appears here.'}</Text> : (
         <div style={{ height: total, position: 'relative' }}>{shown}</div>
