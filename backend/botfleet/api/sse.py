@@ -56,8 +56,7 @@ class Follow:
     Two shapes:
 
     - ``encode`` (default): one event per entry, ``encode(id, fields)``. The events of one
-      XREAD go out as one write (one ASGI send, not one per entry: at 10,000 entries/s the
-      per-event sends were most of the api's CPU and as many TCP writes).
+      XREAD go out as one write (one ASGI send and socket write per XREAD, not per entry).
     - ``encode_batch``: one event per XREAD, ``encode_batch(entries)``, whose ``id`` must be
       its last entry's. After a short read (the reader is up to date) the next read waits
       ``min_interval`` seconds, so a busy stream makes at most ~1/min_interval events a

@@ -2,9 +2,9 @@
  * `?batch=true`, which the instance page asks for, or `event: log` per line). Lines are
  * batched once per animation frame into a bounded ring (100,000 lines) and shown in a
  * windowed list (only the lines in view are in the DOM), so a 10,000 lines/s stream keeps the
- * page responsive. Follow/pause, search, level filter, jump to time, download of the lines shown; scrolling to the top (or
- * "Older lines") reads earlier pages through `GET /instances/{id}/logs/range`. EventSource
- * resumes with Last-Event-ID itself. */
+ * page responsive. Follow/pause, search, level filter, jump to time, download of the lines
+ * shown; scrolling to the top (or "Older lines") reads earlier pages through
+ * `GET /instances/{id}/logs/range`. EventSource resumes with Last-Event-ID itself. */
 import { memo, useCallback, useEffect, useLayoutEffect, useMemo, useRef, useState } from 'react';
 import { ActionIcon, Badge, Button, Chip, Group, Text, TextInput, Tooltip } from '@mantine/core';
 import { api, call } from '../api/client';
