@@ -103,6 +103,39 @@ async def test_log_stream_resumes_without_gap_or_duplicate(stack: Stack, api: ht
     assert [d for _, d in first + second] == [item["line"] for item in truth[start : start + 60]]
 
 
+async def test_batched_log_stream_resumes_without_gap_or_duplicate(stack: Stack, api: httpx.AsyncClient) -> None:
+    """``?batch=true`` (the panel's log viewer): ``event: logs`` carries ``[[id, line], ...]``
+    and its SSE id is the last line's, so a reconnect with that Last-Event-ID goes on right
+    after the batch. A fast bot makes batches of many lines; a read cut off between batches
+    and resumed later is exactly a run of the stream."""
+    stack.start("agent")
+    bot = await create(api, "chatty-batched", env={"BOTFLEET_DEMO_LINES_PER_SEC": "400"})
+    await api.post(f"/api/v1/instances/{bot['id']}/start")
+    await until_state(api, bot["id"], "RUNNING")
+
+    async def fifty_lines() -> bool:
+        page = (await api.get(f"/api/v1/instances/{bot['id']}/logs/range", params={"limit": 50})).json()
+        return len(page["items"]) == 50
+
+    await wait_for(fifty_lines, 30, what="50 log lines")
+    url = f"/api/v1/instances/{bot['id']}/logs?tail=50&batch=true"
+    first_events = await read_sse(api, url, 4)
+    await asyncio.sleep(1.0)  # lines keep coming while nobody listens
+    second_events = await read_sse(api, url, 4, headers={"Last-Event-ID": first_events[-1][0]})
+    pairs: list[list[str]] = []
+    for event_id, data in first_events + second_events:
+        batch = json.loads(data)
+        assert batch and batch[-1][0] == event_id  # the batch's id is its last line's
+        pairs += batch
+    assert len(json.loads(first_events[0][1])) == 50  # the tail comes as one event
+    assert max(len(json.loads(d)) for _, d in first_events[1:] + second_events) > 1  # lines do gather
+    truth = (await api.get(f"/api/v1/instances/{bot['id']}/logs/range", params={"limit": 5000})).json()["items"]
+    ids = [item["id"] for item in truth]
+    start = ids.index(pairs[0][0])
+    assert [i for i, _ in pairs] == ids[start : start + len(pairs)]
+    assert [line for _, line in pairs] == [item["line"] for item in truth[start : start + len(pairs)]]
+
+
 async def test_crash_is_restarted_and_a_crash_loop_ends_fatal(stack: Stack, api: httpx.AsyncClient) -> None:
     stack.start("agent")
     bot = await create(api, "flaky", supervision={"startsecs": 0.5, "startretries": 2, "backoff_initial": 0.1})

@@ -3,6 +3,7 @@ an instance's events. Controllers only translate HTTP to :mod:`botfleet.fleet.in
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
 from typing import Any
 
@@ -151,8 +152,18 @@ class BulkIn(BaseModel):
     ids: list[str] = Field(description="Instance ids or names (1-1000).")
 
 
+#: Seconds a batched log stream lets lines gather between events while it is up to date.
+LOG_BATCH_INTERVAL = 0.05
+
+
 def _log_event(entry_id: str, fields: dict[str, str]) -> ServerSentEvent:
     return ServerSentEvent(data=fields.get("line", ""), id=entry_id, event="log")
+
+
+def _log_batch(entries: list[tuple[str, dict[str, str]]]) -> ServerSentEvent:
+    """``event: logs``: ``data`` = JSON ``[[id, line], ...]`` (oldest first), ``id`` = the last."""
+    data = json.dumps([[i, f.get("line", "")] for i, f in entries], ensure_ascii=False, separators=(",", ":"))
+    return ServerSentEvent(data=data, id=entries[-1][0], event="logs")
 
 
 class InstanceController(Controller):
@@ -278,9 +289,16 @@ class InstanceController(Controller):
     async def logs(self, request: Request[Any, Any, Any], instance_id: str, session: AsyncSession, redis: Redis,
                    settings: Settings, user: User,
                    tail: int = Parameter(default=100, ge=0, le=10_000, description="Recent lines first sent."),
+                   batch: bool = Parameter(default=False, description=(
+                       "Send lines in batches: `event: logs`, `data` = a JSON array of `[id, line]` pairs "
+                       "(oldest first), `id` = the last pair's id; at most ~20 events a second while lines "
+                       "keep coming. Without it: one `event: log` per line.")),
                    last_event_id: str | None = HeaderParameter(name="Last-Event-ID", default=None)) -> EventSourceResponse:
         """SSE of the instance's log lines (``event: log``, ``id``, ``data`` = the line with its
-        UTC timestamp). Reconnect with ``Last-Event-ID`` to resume without gap or duplicate."""
+        UTC timestamp; or, with ``batch``, ``event: logs`` carrying many). Reconnect with
+        ``Last-Event-ID`` to resume without gap or duplicate (in batches too: the id of a batch
+        is its last line's). Batches are for busy streams: 10,000 lines/s as 10,000 events cost
+        the browser one event dispatch each, ~20 batches cost ~20."""
         instance = await service.get_instance(session, instance_id)
         key = streams.instance_logs(instance.id)
         await session.close()
@@ -289,7 +307,9 @@ class InstanceController(Controller):
         if not after:
             backlog = list(reversed(await redis.xrevrange(key, count=tail))) if tail else []
             after = backlog[-1][0] if backlog else ((await redis.xrevrange(key, count=1)) or [("0-0", {})])[0][0]
-        return sse_response(follow_stream(redis, key, after, _log_event, backlog=backlog), settings.sse_ping_interval)
+        follow = (follow_stream(redis, key, after, backlog=backlog, encode_batch=_log_batch, min_interval=LOG_BATCH_INTERVAL)
+                  if batch else follow_stream(redis, key, after, _log_event, backlog=backlog))
+        return sse_response(follow, settings.sse_ping_interval)
 
     @get("/{instance_id:str}/logs/range", operation_id="readInstanceLogs")
     async def log_range(self, instance_id: str, session: AsyncSession, redis: Redis, user: User,

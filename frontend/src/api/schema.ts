@@ -3006,6 +3006,8 @@ export interface operations {
             query?: {
                 /** @description Recent lines first sent. */
                 tail?: number;
+                /** @description Send lines in batches: `event: logs`, `data` = a JSON array of `[id, line]` pairs (oldest first), `id` = the last pair's id; at most ~20 events a second while lines keep coming. Without it: one `event: log` per line. */
+                batch?: boolean;
             };
             header?: {
                 "Last-Event-ID"?: string | null;

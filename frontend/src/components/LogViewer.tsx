@@ -1,15 +1,15 @@
-/** Live log viewer over `GET /api/v1/instances/{id}/logs` (SSE, `event: log`). Lines are
+/** Live log viewer over `GET /api/v1/instances/{id}/logs` (SSE: `event: logs` batches with
+ * `?batch=true`, which the instance page asks for, or `event: log` per line). Lines are
  * batched once per animation frame into a bounded ring (100,000 lines) and shown in a
- * virtualized list, so a 10,000 lines/s stream keeps the page responsive. Follow/pause,
- * search, level filter, jump to time, download of the lines shown; scrolling to the top (or
- * "Older lines") reads earlier pages through `GET /instances/{id}/logs/range`. EventSource
- * resumes with Last-Event-ID itself. */
+ * windowed list (only the lines in view are in the DOM), so a 10,000 lines/s stream keeps the
+ * page responsive. Follow/pause, search, level filter, jump to time, download of the lines
+ * shown; scrolling to the top (or "Older lines") reads earlier pages through
+ * `GET /instances/{id}/logs/range`. EventSource resumes with Last-Event-ID itself. */
 import { memo, useCallback, useEffect, useLayoutEffect, useMemo, useRef, useState } from 'react';
 import { ActionIcon, Badge, Button, Chip, Group, Text, TextInput, Tooltip } from '@mantine/core';
-import { useVirtualizer } from '@tanstack/react-virtual';
 import { api, call } from '../api/client';
 import { ProblemAlert } from './ProblemAlert';
-import { LineBatcher, LogRing, LogView, idTime, indexAtTime, type LogEntry, type LogLevel } from '../lib/logBuffer';
+import { LineBatcher, LogRing, LogView, idTime, indexAtTime, lineWindow, type LogEntry, type LogLevel } from '../lib/logBuffer';
 
 const LEVELS: LogLevel[] = ['DEBUG', 'INFO', 'WARNING', 'ERROR', 'CRITICAL'];
 const LEVEL_COLOR: Partial<Record<LogLevel, string>> = { WARNING: 'var(--mantine-color-orange-text)', ERROR: 'var(--mantine-color-red-text)', CRITICAL: 'var(--mantine-color-red-text)' };
@@ -63,8 +63,8 @@ export function LogViewer({ url, instanceId, capacity = 100_000, height = 480, f
     // page is the fallback where workers cannot open one (jsdom in component tests).
     if (typeof Worker !== 'undefined') {
       const worker = new Worker(new URL('../lib/logStream.worker.ts', import.meta.url), { type: 'module' });
-      worker.onmessage = (m: MessageEvent<{ type: string; lines?: [string, string][] }>) => {
-        if (m.data.type === 'lines') for (const [id, line] of m.data.lines!) batcher.add(id, line);
+      worker.onmessage = (m: MessageEvent<{ type: string; lines?: LogEntry[] }>) => {
+        if (m.data.type === 'lines') batcher.addEntries(m.data.lines!);
         else setConnected(m.data.type === 'open');
       };
       worker.postMessage({ url: new URL(url, location.href).href });
@@ -76,6 +76,9 @@ export function LogViewer({ url, instanceId, capacity = 100_000, height = 480, f
     source.addEventListener('log', (e) => {
       const m = e as MessageEvent<string>;
       batcher.add(m.lastEventId, m.data);
+    });
+    source.addEventListener('logs', (e) => {
+      for (const [id, line] of JSON.parse((e as MessageEvent<string>).data) as [string, string][]) batcher.add(id, line);
     });
     return () => { source.close(); clearTimeout(countTimer.current); };
   }, [url, ring, view]);
@@ -172,7 +175,10 @@ export function LogViewer({ url, instanceId, capacity = 100_000, height = 480, f
   );
 }
 
-/** The virtualized lines: a separate memoized component, so the toolbar does not re-render
+/** Lines drawn beyond each edge of the visible ones. */
+const OVERSCAN = 10;
+
+/** The windowed lines: a separate memoized component, so the toolbar does not re-render
  * with every frame's batch and the list does not re-render with the toolbar. */
 const LogLines = memo(function LogLines({ lines, follow, height, received, jump, onScrollUp, onTop }: {
   lines: LogEntry[]; follow: boolean; height: number | string; received: number; jump: { index: number } | null; onScrollUp: () => void;
@@ -180,7 +186,18 @@ const LogLines = memo(function LogLines({ lines, follow, height, received, jump,
   onTop?: () => void;
 }) {
   const scroller = useRef<HTMLDivElement>(null);
-  const virtual = useVirtualizer({ count: lines.length, getScrollElement: () => scroller.current, estimateSize: () => LINE, overscan: 10 });
+  const [scrollTop, setScrollTop] = useState(0);
+  const [viewHeight, setViewHeight] = useState(typeof height === 'number' ? height : 480);
+  useLayoutEffect(() => {
+    const el = scroller.current;
+    if (!el || typeof ResizeObserver === 'undefined') return;
+    const observer = new ResizeObserver(() => setViewHeight(el.clientHeight));
+    observer.observe(el);
+    return () => observer.disconnect();
+  }, []);
+  const total = lines.length * LINE;
+  // Following: the window is the end, whatever the scroll event has said so far.
+  const top = follow ? Math.max(0, total - viewHeight) : scrollTop;
   // Older lines put in front must not move what the reader is looking at: shift the scroll
   // position by their height (every line is LINE px high).
   const shownFirst = useRef<LogEntry | undefined>(undefined);
@@ -193,27 +210,37 @@ const LogLines = memo(function LogLines({ lines, follow, height, received, jump,
       if (k > 0) scroller.current.scrollTop += k * LINE;
     }
   }, [lines, follow]);
-  useEffect(() => {
-    if (follow && lines.length) virtual.scrollToIndex(lines.length - 1, { align: 'end' });
-  }, [lines, follow, virtual]);
-  useEffect(() => {
-    if (jump) virtual.scrollToIndex(jump.index, { align: 'start' });
-  }, [jump, virtual]);
+  useLayoutEffect(() => {
+    if (follow && scroller.current) scroller.current.scrollTop = top;
+  }, [follow, top]);
+  useLayoutEffect(() => {
+    // Paused: the window follows the scroll events again, from where following left it.
+    if (!follow && scroller.current) setScrollTop(scroller.current.scrollTop);
+  }, [follow]);
+  useLayoutEffect(() => {
+    if (jump && scroller.current) scroller.current.scrollTop = jump.index * LINE;
+  }, [jump]);
+  const [first, last] = lineWindow(lines.length, top, viewHeight, LINE, OVERSCAN);
+  const shown = [];
+  for (let i = first; i < last; i++) {
+    const e = lines[i];
+    shown.push(
+      <div key={e.n ?? i} data-testid="log-line" style={{ position: 'absolute', top: 0, transform: `translateY(${i * LINE}px)`, height: LINE, lineHeight: `${LINE}px`, whiteSpace: 'pre', padding: '0 6px', color: e.level ? LEVEL_COLOR[e.level] : undefined }}>
+        {e.line}
+      </div>,
+    );
+  }
   return (
     <div ref={scroller} onWheel={(e) => { if (e.deltaY < 0 && follow) onScrollUp(); }} tabIndex={0} aria-label="Log lines" role="log"
-      onScroll={(e) => { if (!follow && onTop && e.currentTarget.scrollTop < LINE) onTop(); }} data-testid="log-scroller"
+      onScroll={(e) => {
+        if (follow) return; // the window is the end; reading scrollTop here would force a layout per frame
+        const t = e.currentTarget.scrollTop;
+        setScrollTop(t);
+        if (onTop && t < LINE) onTop();
+      }} data-testid="log-scroller"
       style={{ height, overflow: 'auto', contain: 'strict', fontFamily: 'var(--mantine-font-family-monospace)', fontSize: 12, border: '1px solid var(--mantine-color-default-border)', borderRadius: 4, background: 'var(--mantine-color-body)' }}>
       {lines.length === 0 ? <Text p="sm" size="sm" c="dimmed">{received ? 'No line matches the search or level filter.' : 'No log lines yet: start the instance and its output appears here.'}</Text> : (
-        <div style={{ height: virtual.getTotalSize(), position: 'relative' }}>
-          {virtual.getVirtualItems().map((v) => {
-            const e = lines[v.index];
-            return (
-              <div key={e.n ?? v.key} data-testid="log-line" style={{ position: 'absolute', top: 0, transform: `translateY(${v.start}px)`, height: LINE, lineHeight: `${LINE}px`, whiteSpace: 'pre', padding: '0 6px', color: e.level ? LEVEL_COLOR[e.level] : undefined }}>
-                {e.line}
-              </div>
-            );
-          })}
-        </div>
+        <div style={{ height: total, position: 'relative' }}>{shown}</div>
       )}
     </div>
   );

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { LineBatcher, LogRing, LogView, indexAtTime, levelOf, type LogEntry } from './logBuffer';
+import { LineBatcher, LogRing, LogView, indexAtTime, levelOf, lineWindow, type LogEntry } from './logBuffer';
 
 const entry = (i: number, level = 'INFO'): LogEntry => ({ id: `${1000 + i}-0`, line: `2026-01-01T00:00:00Z ${level} line ${i}`, level: levelOf(` ${level} `) });
 
@@ -96,5 +96,18 @@ describe('indexAtTime', () => {
     expect(indexAtTime(lines, new Date(1004))).toBe(1);
     expect(indexAtTime(lines, new Date(1000))).toBe(0);
     expect(indexAtTime(lines, new Date(2000))).toBe(-1);
+  });
+});
+
+describe('lineWindow', () => {
+  it('draws the lines in view plus the overscan, clamped to the list', () => {
+    expect(lineWindow(100_000, 0, 180, 18, 10)).toEqual([0, 20]); // 10 in view + 10 below
+    expect(lineWindow(100_000, 18 * 500, 180, 18, 10)).toEqual([490, 520]);
+    expect(lineWindow(100_000, 18 * 100_000 - 180, 180, 18, 10)).toEqual([99_980, 100_000]); // the end (following)
+    expect(lineWindow(5, 0, 180, 18, 10)).toEqual([0, 5]);
+    expect(lineWindow(0, 0, 180, 18, 10)).toEqual([0, 0]);
+  });
+  it('costs the same for 100,000 lines as for 100 (no per-line work)', () => {
+    expect(lineWindow(100, 0, 360, 18, 0)).toEqual(lineWindow(100_000, 0, 360, 18, 0));
   });
 });

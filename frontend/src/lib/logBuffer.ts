@@ -80,7 +80,11 @@ export class LineBatcher {
   private scheduled = false;
   constructor(private readonly onFlush: (batch: LogEntry[]) => void, private readonly schedule: Scheduler = rafScheduler) {}
   add(id: string, line: string): void {
-    this.pending.push({ id, line, level: levelOf(line) });
+    this.addEntries([{ id, line, level: levelOf(line) }]);
+  }
+  /** Lines already parsed (the log stream worker sets their level). */
+  addEntries(entries: readonly LogEntry[]): void {
+    for (const e of entries) this.pending.push(e);
     if (!this.scheduled) {
       this.scheduled = true;
       this.schedule(() => this.flush());
@@ -176,4 +180,15 @@ export function compareIds(a: string, b: string): number {
   const [am, as] = a.split('-').map(Number);
   const [bm, bs] = b.split('-').map(Number);
   return am - bm || (as ?? 0) - (bs ?? 0);
+}
+
+/** The lines `[first, last)` a list of `count` lines, each `lineHeight` px high, draws when
+ * scrolled to `scrollTop` in a view `viewHeight` px high, plus `overscan` lines beyond each
+ * edge. Arithmetic, so its cost does not grow with the count (the log viewer used
+ * react-virtual, which rebuilt a measurement of every line, up to 100,000, whenever the count
+ * changed: every frame while following). */
+export function lineWindow(count: number, scrollTop: number, viewHeight: number, lineHeight: number, overscan: number): [number, number] {
+  const first = Math.max(0, Math.min(count, Math.floor(scrollTop / lineHeight)) - overscan);
+  const last = Math.min(count, Math.ceil((scrollTop + viewHeight) / lineHeight) + overscan);
+  return [first, Math.max(first, last)];
 }

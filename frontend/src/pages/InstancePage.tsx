@@ -139,7 +139,7 @@ export default function InstancePage() {
           <Tabs.Tab value="timeline">State timeline</Tabs.Tab>
           <Tabs.Tab value="config">Config</Tabs.Tab>
         </Tabs.List>
-        <Tabs.Panel value="logs" pt="sm"><LogViewer url={`/api/v1/instances/${encodeURIComponent(id)}/logs?tail=2000`} instanceId={id} fileName={`${i.name}.log`} /></Tabs.Panel>
+        <Tabs.Panel value="logs" pt="sm"><LogViewer url={`/api/v1/instances/${encodeURIComponent(id)}/logs?tail=2000&batch=true`} instanceId={id} fileName={`${i.name}.log`} /></Tabs.Panel>
         <Tabs.Panel value="timeline" pt="sm"><StateTimeline id={id} /></Tabs.Panel>
         <Tabs.Panel value="config" pt="sm"><ConfigEditor instance={i} /></Tabs.Panel>
       </Tabs>
