@@ -1,7 +1,8 @@
 """The api side of the agent protocol (fleet/agents.py) against real Redis and SQL: a batch
 is taken once per (run_id, seq) even when two uploads carry it at the same moment (an agent
-resending on a new upload after a lost link while the old one is still being taken); an
-agent of another protocol version is told to upgrade."""
+resending on a new upload after a lost link while the old one is still being taken); the
+host's batch lock of an api that died holding it is taken over, a live holder's outlasts its
+timeout; an agent of another protocol version is told to upgrade."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from botfleet.db.models import Host
 from botfleet.db.session import create_engine, create_sessionmaker
-from botfleet.fleet import streams
+from botfleet.fleet import agents, streams
 from botfleet.fleet.agents import announce, take_batch
 from botfleet.fleet.errors import Conflict
 from botfleet.fleet.migrate import upgrade_async
@@ -61,6 +62,33 @@ async def test_one_batch_on_two_uploads_at_once_is_taken_once(
     assert sorted(first + second) == [False] * 3 + [True] * 3  # each batch taken once
     lines = [fields["line"] for _id, fields in await redis.xrange(streams.instance_logs("i1"))]
     assert lines == [f"line {seq}.{n}" for seq in (1, 2, 3) for n in range(3)]
+
+
+async def test_a_batch_lock_left_by_a_dead_api_is_taken_over_and_a_live_one_is_kept(
+    sessions: async_sessionmaker[AsyncSession], settings: Settings, redis: Redis,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(agents, "TAKE_LOCK_TIMEOUT", 1.0)
+    async with sessions() as session:
+        host = Host(name="vps1", status="online")
+        session.add(host)
+        await session.commit()
+        host_id = host.id
+    # An api SIGKILLed while taking a batch: its lock stays, never released nor renewed.
+    dead = redis.lock(streams.agent_take_lock(host_id), timeout=agents.TAKE_LOCK_TIMEOUT)
+    assert await dead.acquire(blocking=False)
+    batch = EventBatch(run_id="run-1", seq=1, events=[LogLines(instance_id="i1", first_seq=0, lines=["after"])])
+    async with sessions() as session:
+        assert await take_batch(session, redis, settings, host_id, batch)
+    assert [f["line"] for _id, f in await redis.xrange(streams.instance_logs("i1"))] == ["after"]
+    # A live holder keeps its lock for as long as it works, past the timeout.
+    live = redis.lock(streams.agent_take_lock(host_id), timeout=agents.TAKE_LOCK_TIMEOUT)
+    assert await live.acquire(blocking=False)
+    renewing = asyncio.create_task(agents._keep_lock(live))
+    await asyncio.sleep(3 * agents.TAKE_LOCK_TIMEOUT)
+    assert await live.owned()
+    renewing.cancel()
+    await live.release()
 
 
 async def test_an_agent_of_another_protocol_version_is_told_to_upgrade(

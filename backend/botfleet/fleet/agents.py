@@ -5,6 +5,7 @@ follows.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterable, Callable
 from datetime import timedelta
 from typing import Any
@@ -13,6 +14,7 @@ import anyio
 import structlog
 from pydantic import TypeAdapter, ValidationError
 from redis.asyncio import Redis
+from redis.asyncio.lock import Lock
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -36,14 +38,17 @@ from botfleet.protocol import (
     SyncCommand,
 )
 from botfleet.settings import Settings
+from botfleet.tasks import background
 
 __all__ = ["announce", "mark_offline_hosts", "take_batch", "take_upload"]
 
 log = structlog.get_logger(__name__)
 
 _BATCH = TypeAdapter(EventBatch)
-#: Seconds a host's batch lock lives if its holder dies mid-batch (a batch takes milliseconds).
-TAKE_LOCK_TIMEOUT = 30.0
+#: Seconds a host's batch lock outlives a holder that died mid-batch (an api SIGKILLed: the
+#: host's batches wait that long). A live holder renews it every third of that, so a slow
+#: batch (a database stall) keeps it; a batch takes milliseconds.
+TAKE_LOCK_TIMEOUT = 5.0
 #: Seconds a batch waits for the host's lock before the upload fails (and is resent).
 TAKE_LOCK_WAIT = 20.0
 
@@ -237,8 +242,15 @@ async def take_batch(
     """
     lock = redis.lock(streams.agent_take_lock(host_id), timeout=TAKE_LOCK_TIMEOUT,
                       blocking_timeout=TAKE_LOCK_WAIT)
-    async with lock:
+    async with lock, background(_keep_lock(lock), name=f"batch lock {host_id}"):
         return await _take_batch(session, redis, settings, host_id, batch)
+
+
+async def _keep_lock(lock: Lock) -> None:
+    """Renew ``lock`` to its full timeout every third of it, for as long as it is held."""
+    while True:
+        await asyncio.sleep(TAKE_LOCK_TIMEOUT / 3)
+        await lock.reacquire()
 
 
 async def _take_batch(
