@@ -21,7 +21,6 @@ import pytest
 from botfleet.fleet.embedded_redis import free_port
 from botfleet.fleet.scratch import prepare_scratch_database
 
-
 prepare_database = prepare_scratch_database
 
 
@@ -84,8 +83,23 @@ class Stack:
         proc.wait(30)
 
     def stop_all(self) -> None:
-        for name in list(self.procs):
-            self.kill(name, signal.SIGTERM)
+        """SIGTERM every process, then wait for each; one still running 30 s later is killed
+        (no process outlives its test) and named in the RuntimeError raised at the end, with
+        its log's tail: a botfleet process must end on SIGTERM."""
+        procs, self.procs = self.procs, {}
+        for proc in procs.values():
+            proc.send_signal(signal.SIGTERM)
+        stuck = []
+        for name, proc in procs.items():
+            try:
+                proc.wait(30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+                stuck.append(name)
+        if stuck:
+            tails = "\n".join(f"--- {name} log ---\n{self.log(name)[-3000:]}" for name in stuck)
+            raise RuntimeError(f"{', '.join(stuck)} did not end within 30 s of SIGTERM (killed)\n{tails}")
 
     def log(self, name: str) -> str:
         return (self.home / f"{name}.log").read_text(errors="replace")
