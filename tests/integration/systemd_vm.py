@@ -57,6 +57,8 @@ class SystemdVM:
     port: int = field(default_factory=free_port)
     proc: subprocess.Popen[bytes] | None = None
     host_key: str | None = None
+    #: Seconds from qemu's start to sshd's banner, one per boot.
+    boot_seconds: list[float] = field(default_factory=list)
 
     @property
     def key_text(self) -> str:
@@ -100,7 +102,8 @@ class SystemdVM:
                 with socket.create_connection(("127.0.0.1", self.port), timeout=2) as s:
                     s.settimeout(5)
                     if s.recv(16).startswith(b"SSH-"):
-                        return time.monotonic() - started
+                        self.boot_seconds.append(round(time.monotonic() - started, 1))
+                        return self.boot_seconds[-1]
             except OSError:
                 pass
             time.sleep(0.5)
