@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # botfleet's `systemd --user` agent path against a real systemd host: a Debian bookworm VM
-# (debootstrap + qemu with KVM) that tests/integration/test_remote_systemd.py provisions
+# (debootstrap + qemu) that tests/integration/test_remote_systemd.py provisions
 # through the api, like any VPS.
 #
 #   scripts/systemd_vm.sh build        build the image into the cache (once; a no-op when built)
@@ -10,7 +10,7 @@
 #
 # The image lies in $BOTFLEET_SYSTEMD_VM_CACHE (default: var/systemd-vm): image.raw (ext4 root
 # file system, never written by tests: each boot runs on a qcow2 overlay), vmlinuz, initrd.img,
-# id_ed25519 (the key of the VM's user `bot`), stamp (digest of the recipe below: a changed
+# id_ed25519 (the key of the VM's users `bot` and `nolinger`), stamp (digest of the recipe below: a changed
 # recipe rebuilds). Building needs root (debootstrap) and Debian's package mirror
 # (BOTFLEET_SYSTEMD_VM_MIRROR). The guest runs under software emulation by default
 # (BOTFLEET_SYSTEMD_VM_ACCEL=tcg): the nested KVM of the machines this was written on hangs the
