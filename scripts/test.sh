@@ -5,7 +5,8 @@
 # redis-server), starts a private Redis on a free port (stopped on exit), uses PostgreSQL on
 # 127.0.0.1:5432 when it answers (starting a local cluster if one is installed but down), then
 # runs pytest and exits with its code. BOTFLEET_TEST_REDIS_URL / BOTFLEET_TEST_POSTGRES_URL set
-# beforehand are used as they are.
+# beforehand are used as they are. BOTFLEET_TEST_SYSTEMD_VM=1 also runs the agent's systemd
+# path in a VM (scripts/systemd_vm.sh; several minutes, so not by default).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 source scripts/venv.sh
@@ -96,6 +97,19 @@ if netns_note="$("$PY" -m tests.integration.netns 2>&1)"; then
     log "$netns_note"
 else
     log "partition tests will be SKIPPED: $netns_note"
+fi
+
+# --- a real systemd host (a VM) for the agent's `systemd --user` path ----------------------
+if [ -n "${BOTFLEET_SYSTEMD_VM:-}" ]; then
+    log "systemd VM test: image in BOTFLEET_SYSTEMD_VM=$BOTFLEET_SYSTEMD_VM"
+elif [ "${BOTFLEET_TEST_SYSTEMD_VM:-}" = 1 ]; then
+    # Asked for: any failure (no root, Debian's mirror unreachable, qemu missing) stops here.
+    BOTFLEET_SYSTEMD_VM="$(bash scripts/systemd_vm.sh prepare | tail -1)" ||
+        { log "systemd VM test asked for (BOTFLEET_TEST_SYSTEMD_VM=1) but the VM could not be prepared"; exit 1; }
+    export BOTFLEET_SYSTEMD_VM
+    log "systemd VM test: image in $BOTFLEET_SYSTEMD_VM"
+else
+    log "systemd VM test will be SKIPPED: BOTFLEET_TEST_SYSTEMD_VM=1 (or scripts/systemd_vm.sh) runs it"
 fi
 
 # --- frontend component tests (Vitest) ------------------------------------------------------

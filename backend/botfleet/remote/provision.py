@@ -9,7 +9,8 @@ home)::
     venv/                                      python3 -m venv; base install only (no server extra)
     .env                                       the agent's settings, mode 0600
     home/                                      BOTFLEET_HOME: agent state (home/agent), api-keys.json
-    agent.pid  agent.log                       the detached agent (when systemd --user is absent)
+    agent.pid                                  the detached agent (when systemd --user is absent)
+    agent.log                                  the agent's output (detached or systemd unit)
 
 Every word sent to a shell is quoted (:func:`botfleet.remote.ssh.command`, invariant 4).
 Steps are idempotent: an unchanged wheel is not uploaded or installed again.
@@ -233,9 +234,7 @@ def _agent_argv(p: RemotePaths) -> list[str]:
     return [p.python, "-m", "botfleet", "agent"]
 
 
-async def agent_running(conn: asyncssh.SSHClientConnection, base: str) -> int | None:
-    """The pid of the detached agent of ``base`` when it runs, else None."""
-    p = remote_paths(base)
+async def _detached_pid(conn: asyncssh.SSHClientConnection, p: RemotePaths) -> int | None:
     check = ('pid=$(cat {pf} 2>/dev/null) && [ -n "$pid" ] && '
              'tr "\\0" " " < /proc/$pid/cmdline 2>/dev/null | grep -qF -- {exe} && echo "$pid"')
     result = await run(conn, check.format(pf=command([p.pidfile]), exe=command([" ".join(_agent_argv(p))])),
@@ -244,20 +243,41 @@ async def agent_running(conn: asyncssh.SSHClientConnection, base: str) -> int | 
     return int(text) if text.isdigit() else None
 
 
+async def _unit_pid(conn: asyncssh.SSHClientConnection, p: RemotePaths) -> int | None:
+    """The main pid of the agent's ``systemd --user`` unit while it runs (None when it does
+    not, or the host has no user manager)."""
+    result = await run(conn, command(["systemctl", "--user", "show", "--property=MainPID", "--value", p.unit]),
+                       check=False, timeout=20)
+    text = str(result.stdout or "").strip()
+    return int(text) if text.isdigit() and int(text) > 0 else None
+
+
+async def agent_running(conn: asyncssh.SSHClientConnection, base: str) -> int | None:
+    """The pid of the agent of ``base`` when it runs (detached: its pidfile; else the main pid
+    of its ``systemd --user`` unit), else None."""
+    p = remote_paths(base)
+    pid = await _detached_pid(conn, p)
+    if pid is None and _SYSTEMD_SAFE.match(base):
+        pid = await _unit_pid(conn, p)
+    return pid
+
+
 async def stop_agent(conn: asyncssh.SSHClientConnection, base: str, *, timeout: float = 20.0) -> bool:
     """Stop the agent of ``base`` (SIGTERM, which leaves bots running; invariant 2). Returns
     whether one was running."""
     p = remote_paths(base)
+    was_unit = False
     if _SYSTEMD_SAFE.match(base) and await _systemd_user(conn):
+        was_unit = await _unit_pid(conn, p) is not None
         await run(conn, command(["systemctl", "--user", "stop", p.unit]), check=False)
-    pid = await agent_running(conn, base)
+    pid = await _detached_pid(conn, p)
     if pid is None:
-        return False
+        return was_unit
     await run(conn, command(["kill", "-TERM", str(pid)]), check=False)
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
     while loop.time() < deadline:
-        if await agent_running(conn, base) is None:
+        if await _detached_pid(conn, p) is None:
             return True
         await asyncio.sleep(0.2)
     await run(conn, command(["kill", "-KILL", str(pid)]), check=False)
@@ -286,15 +306,24 @@ async def start_agent(conn: asyncssh.SSHClientConnection, base: str, progress: P
             f"WorkingDirectory={base}\nExecStart={p.python} -m botfleet agent\n"
             # Bots run in their own sessions but the same cgroup: stopping the agent must
             # not stop them (invariant 2).
-            "KillMode=process\nRestart=always\nRestartSec=2\n\n[Install]\nWantedBy=default.target\n"
+            "KillMode=process\nRestart=always\nRestartSec=2\n"
+            # The same log file as a detached agent: what read_agent_log (the api) shows.
+            f"StandardOutput=append:{p.log}\nStandardError=inherit\n"
+            "\n[Install]\nWantedBy=default.target\n"
         )
         async with conn.start_sftp_client() as sftp:
             await sftp.makedirs(".config/systemd/user", exist_ok=True)
             await _write(sftp, f".config/systemd/user/{p.unit}", unit.encode())
         await run(conn, script(command(["systemctl", "--user", "daemon-reload"]),
                                command(["systemctl", "--user", "enable", "--now", p.unit]), sep=" && "))
+        # A host provisioned detached before (no linger then) keeps its @reboot line: drop it,
+        # or a reboot starts a second agent beside the unit.
+        await _drop_cron_line(conn, base)
         await progress("start", f"systemd --user unit {p.unit} (linger on)")
         return "systemd"
+    if _SYSTEMD_SAFE.match(base) and await _systemd_user(conn):
+        # The reverse: a unit of an earlier provisioning would start a second agent at boot.
+        await run(conn, command(["systemctl", "--user", "disable", p.unit]) + " >/dev/null 2>&1", check=False)
     await run(conn, _detached(p), timeout=30)
     has_cron = (await run(conn, "command -v crontab", check=False)).exit_status == 0
     if has_cron:
@@ -307,9 +336,16 @@ async def start_agent(conn: asyncssh.SSHClientConnection, base: str, progress: P
     return "detached"
 
 
+async def _drop_cron_line(conn: asyncssh.SSHClientConnection, base: str) -> None:
+    """Remove the ``@reboot`` crontab line of ``base``'s detached agent, if any."""
+    if (await run(conn, "command -v crontab", check=False)).exit_status == 0:
+        await run(conn, "(crontab -l 2>/dev/null | grep -vF -- " + command([CRON_MARK + base])
+                  + ") | crontab -", check=False)
+
+
 async def read_agent_log(conn: asyncssh.SSHClientConnection, base: str, max_bytes: int = 65536) -> str:
-    """The last ``max_bytes`` of the agent's own log (detached agents; systemd units log to
-    the journal as well)."""
+    """The last ``max_bytes`` of the agent's own log (``agent.log``, detached agents and
+    ``systemd --user`` units alike)."""
     p = remote_paths(base)
     async with conn.start_sftp_client() as sftp:
         try:
@@ -332,8 +368,7 @@ async def uninstall(conn: asyncssh.SSHClientConnection, base: str) -> None:
     await stop_agent(conn, base)
     if _SYSTEMD_SAFE.match(base) and await _systemd_user(conn):
         await run(conn, command(["systemctl", "--user", "disable", "--now", p.unit]), check=False)
-        await run(conn, command(["rm", "-f", f".config/systemd/user/{p.unit}"]), check=False)
-    if (await run(conn, "command -v crontab", check=False)).exit_status == 0:
-        await run(conn, "(crontab -l 2>/dev/null | grep -vF -- " + command([CRON_MARK + base])
-                  + ") | crontab -", check=False)
+        await run(conn, script(command(["rm", "-f", f".config/systemd/user/{p.unit}"]),
+                               command(["systemctl", "--user", "daemon-reload"])), check=False)
+    await _drop_cron_line(conn, base)
     await run(conn, command(["rm", "-rf", "--", base]))
