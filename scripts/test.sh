@@ -5,15 +5,32 @@
 # redis-server), starts a private Redis on a free port (stopped on exit), uses PostgreSQL on
 # 127.0.0.1:5432 when it answers (starting a local cluster if one is installed but down), then
 # runs pytest and exits with its code. BOTFLEET_TEST_REDIS_URL / BOTFLEET_TEST_POSTGRES_URL set
-# beforehand are used as they are. BOTFLEET_TEST_SYSTEMD_VM=1 also runs the agent's systemd
-# path in a VM (scripts/systemd_vm.sh; several minutes, so not by default).
+# beforehand are used as they are. The agent's `systemd --user` path is tested on a Debian VM
+# (scripts/systemd_vm.sh: the image is built once into var/systemd-vm, in the background while
+# the rest installs; BOTFLEET_TEST_SYSTEMD_VM=0 leaves that test out, BOTFLEET_SYSTEMD_VM=DIR
+# uses an image built before).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 source scripts/venv.sh
 
+VM_LOG=""
+VM_PID=""
+vm_packages=()
+if [ -z "${BOTFLEET_SYSTEMD_VM:-}" ] && [ "${BOTFLEET_TEST_SYSTEMD_VM:-1}" = 1 ]; then
+    vm_packages=(debootstrap:debootstrap mkfs.ext4:e2fsprogs qemu-system-x86_64:qemu-system-x86
+                 qemu-img:qemu-utils socat:socat)
+fi
+ensure_debian_packages redis-server:redis-server sshd:openssh-server chromium:chromium "${vm_packages[@]}"
+if [ "${#vm_packages[@]}" -gt 0 ]; then
+    # The image build (debootstrap: mostly downloads) goes on while the venv and the panel build.
+    VM_LOG="$(mktemp -t botfleet-systemd-vm.XXXXXX)"
+    log "systemd VM: preparing the image in the background (log: $VM_LOG)"
+    setsid bash scripts/systemd_vm.sh prepare >"$VM_LOG" 2>&1 &
+    VM_PID=$!
+    trap 'kill -- -"$VM_PID" 2>/dev/null || true' EXIT   # replaced by cleanup below
+fi
 ensure_venv server,test
 ensure_frontend_deps
-ensure_debian_packages redis-server:redis-server sshd:openssh-server chromium:chromium
 build_frontend
 PY=.venv/bin/python
 
@@ -25,6 +42,7 @@ free_port() {
 REDIS_PID=""
 REDIS_DIR=""
 cleanup() {
+    if [ -n "$VM_PID" ]; then kill -- -"$VM_PID" 2>/dev/null || true; fi   # a build left running
     if [ -n "$REDIS_PID" ]; then kill "$REDIS_PID" 2>/dev/null || true; wait "$REDIS_PID" 2>/dev/null || true; fi
     if [ -n "$REDIS_DIR" ]; then rm -rf "$REDIS_DIR"; fi
 }
@@ -102,14 +120,20 @@ fi
 # --- a real systemd host (a VM) for the agent's `systemd --user` path ----------------------
 if [ -n "${BOTFLEET_SYSTEMD_VM:-}" ]; then
     log "systemd VM test: image in BOTFLEET_SYSTEMD_VM=$BOTFLEET_SYSTEMD_VM"
-elif [ "${BOTFLEET_TEST_SYSTEMD_VM:-}" = 1 ]; then
-    # Asked for: any failure (no root, Debian's mirror unreachable, qemu missing) stops here.
-    BOTFLEET_SYSTEMD_VM="$(bash scripts/systemd_vm.sh prepare | tail -1)" ||
-        { log "systemd VM test asked for (BOTFLEET_TEST_SYSTEMD_VM=1) but the VM could not be prepared"; exit 1; }
+elif [ -n "$VM_PID" ]; then
+    # Any failure (no root, Debian's mirror unreachable, qemu missing) stops here, with why.
+    if ! wait "$VM_PID"; then
+        cat "$VM_LOG" >&2
+        log "the systemd VM could not be prepared (above); BOTFLEET_TEST_SYSTEMD_VM=0 runs the rest without it"
+        exit 1
+    fi
+    VM_PID=""
+    BOTFLEET_SYSTEMD_VM="$(tail -1 "$VM_LOG")"
     export BOTFLEET_SYSTEMD_VM
+    rm -f "$VM_LOG"
     log "systemd VM test: image in $BOTFLEET_SYSTEMD_VM"
 else
-    log "systemd VM test will be SKIPPED: BOTFLEET_TEST_SYSTEMD_VM=1 (or scripts/systemd_vm.sh) runs it"
+    log "systemd VM test will be SKIPPED (BOTFLEET_TEST_SYSTEMD_VM=0)"
 fi
 
 # --- frontend component tests (Vitest) ------------------------------------------------------
