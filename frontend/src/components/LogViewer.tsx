@@ -2,9 +2,10 @@
  * `?batch=true`, which the instance page asks for, or `event: log` per line). Lines are
  * batched once per animation frame into a bounded ring (100,000 lines, changed in place: no
  * copy of the lines per frame) and shown in a windowed list that reads only the lines in view
- * (only those are in the DOM), so a 10,000 lines/s stream keeps the page responsive. Follow/pause, search, level filter, jump to time, download of the lines
- * shown; jump to time goes by the UTC time printed at the start of each line (its arrival for
- * a line without one); scrolling to the top (or "Older lines") reads earlier pages through
+ * (only those are in the DOM), so a 10,000 lines/s stream keeps the page responsive.
+ * Follow/pause, search, level filter, jump to time (by the UTC time printed at the start of
+ * each line; its arrival for a line without one), download of the lines shown; scrolling to
+ * the top (or "Older lines") reads earlier pages through
  * `GET /instances/{id}/logs/range`. EventSource resumes with Last-Event-ID itself. */
 import { memo, useCallback, useEffect, useLayoutEffect, useMemo, useRef, useState } from 'react';
 import { ActionIcon, Badge, Button, Chip, Group, Text, TextInput, Tooltip } from '@mantine/core';
