@@ -66,14 +66,17 @@ describe('LogView', () => {
   });
 
   it('keeps a filtered index across many wraps of the ring (grows, trims, slides back)', () => {
-    const ring = new LogRing(1000);
+    const ring = new LogRing(3000); // 2,000 matches held: past the index's first 1,024 slots
     const view = new LogView(ring);
     view.setQuery({ levels: new Set(['ERROR'] as const) });
     for (let b = 0; b < 50; b++) {
-      ring.push(batchOf(b * 500, (b + 1) * 500, (i) => (i % 3 ? 'INFO' : 'ERROR')));
+      ring.push(batchOf(b * 500, (b + 1) * 500, (i) => (i % 3 ? 'ERROR' : 'INFO')));
       view.sync();
     }
-    const expected = Array.from({ length: 1000 }, (_, k) => 24_000 + k).filter((i) => i % 3 === 0);
+    const expected = Array.from({ length: 3000 }, (_, k) => 22_000 + k).filter((i) => i % 3 !== 0);
+    expect(shownOf(view).map((e) => e.n)).toEqual(expected);
+    view.setQuery({});
+    view.setQuery({ levels: new Set(['ERROR'] as const) }); // rebuilt from the ring: the same
     expect(shownOf(view).map((e) => e.n)).toEqual(expected);
   });
 
