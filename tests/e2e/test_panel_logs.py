@@ -1,11 +1,13 @@
 """The log viewer's jump to time, end to end: a chatty stand-in bot writes thousands of lines
 through the real agent into the api's log stream; the user picks a date-time older than the
 lines the live stream sent, and the viewer reads older pages through ``/logs/range`` and shows
-the lines from that time on."""
+the lines from that time on: by the UTC time the agent printed at the start of each line
+(``2026-08-22T12:34:56.123456Z ``, agent/capture.py), not by when the api received it."""
 
 from __future__ import annotations
 
 import time
+from datetime import datetime
 
 import pytest
 from playwright.sync_api import expect
@@ -21,6 +23,13 @@ TAIL = 2000  # the instance page opens the stream with ?tail=2000
 def _id_ms(stream_id: str) -> int:
     """A Redis stream id's time (``<ms>-<n>``), in milliseconds since the epoch."""
     return int(stream_id.split("-")[0])
+
+
+def _printed_ms(line: str) -> int:
+    """The UTC time the agent printed at the start of a captured line, in ms since the epoch."""
+    stamp = line.split(" ", 1)[0]
+    assert stamp.endswith("Z"), line
+    return int(datetime.fromisoformat(stamp).timestamp() * 1000)
 
 
 def test_jump_to_time_reads_older_lines_and_shows_that_moment(panel: Panel) -> None:
@@ -47,9 +56,10 @@ def test_jump_to_time_reads_older_lines_and_shows_that_moment(panel: Panel) -> N
             page_ = api.get(logs, params={"limit": 5000, "before": before}).json()
             items, before = page_["items"] + items, page_["next_before"]
 
-    # a whole second well before the stream's tail: the first line at or after it is the target
-    second_ms = _id_ms(items[len(items) - TAIL - 1500]["id"]) // 1000 * 1000
-    target = next(i for i, e in enumerate(items) if _id_ms(e["id"]) >= second_ms)
+    # a whole second well before the stream's tail: the first line printed at or after it is
+    # the target (the stand-in's lines all carry the agent's timestamp)
+    second_ms = _printed_ms(items[len(items) - TAIL - 1500]["line"]) // 1000 * 1000
+    target = next(i for i, e in enumerate(items) if _printed_ms(e["line"]) >= second_ms)
     assert target < len(items) - TAIL, "the target must be older than what the live stream sends"
 
     panel.login()

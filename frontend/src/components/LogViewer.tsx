@@ -1,17 +1,18 @@
 /** Live log viewer over `GET /api/v1/instances/{id}/logs` (SSE: `event: logs` batches with
  * `?batch=true`, which the instance page asks for, or `event: log` per line). Lines are
- * batched once per animation frame into a bounded ring (100,000 lines) and shown in a
- * windowed list (only the lines in view are in the DOM), so a 10,000 lines/s stream keeps the
- * page responsive. Follow/pause, search, level filter, jump to time, download of the lines
- * shown; scrolling to the top (or "Older lines") reads earlier pages through
+ * batched once per animation frame into a bounded ring (100,000 lines, changed in place: no
+ * copy of the lines per frame) and shown in a windowed list that reads only the lines in view
+ * (only those are in the DOM), so a 10,000 lines/s stream keeps the page responsive.
+ * Follow/pause, search, level filter, jump to time (by the UTC time printed at the start of
+ * each line; its arrival for a line without one), download of the lines shown; scrolling to
+ * the top (or "Older lines") reads earlier pages through
  * `GET /instances/{id}/logs/range`. EventSource resumes with Last-Event-ID itself. */
 import { memo, useCallback, useEffect, useLayoutEffect, useMemo, useRef, useState } from 'react';
 import { ActionIcon, Badge, Button, Chip, Group, Text, TextInput, Tooltip } from '@mantine/core';
 import { api, call } from '../api/client';
 import { ProblemAlert } from './ProblemAlert';
-import { LineBatcher, LogRing, LogView, idTime, indexAtTime, lineWindow, type LogEntry, type LogLevel } from '../lib/logBuffer';
+import { LEVELS, LineBatcher, LogRing, LogView, lineWindow, type LineBatch, type LogLevel } from '../lib/logBuffer';
 
-const LEVELS: LogLevel[] = ['DEBUG', 'INFO', 'WARNING', 'ERROR', 'CRITICAL'];
 const LEVEL_COLOR: Partial<Record<LogLevel, string>> = { WARNING: 'var(--mantine-color-orange-text)', ERROR: 'var(--mantine-color-red-text)', CRITICAL: 'var(--mantine-color-red-text)' };
 const LINE = 18;
 /** Lines per scroll-back page, and the most pages a jump to time reads before giving up. */
@@ -31,7 +32,8 @@ export interface LogViewerProps {
 export function LogViewer({ url, instanceId, capacity = 100_000, height = 480, fileName = 'log.txt' }: LogViewerProps) {
   const ring = useMemo(() => new LogRing(capacity), [capacity, url]); // eslint-disable-line react-hooks/exhaustive-deps
   const view = useMemo(() => new LogView(ring), [ring]);
-  const [lines, setLines] = useState<LogEntry[]>([]);
+  /** `view.version` last shown: the lines live in `view`, changed in place. */
+  const [version, setVersion] = useState(0);
   const [follow, setFollow] = useState(true);
   const [text, setText] = useState('');
   const [levels, setLevels] = useState<string[]>([]);
@@ -47,24 +49,25 @@ export function LogViewer({ url, instanceId, capacity = 100_000, height = 480, f
   queryRef.current = query;
 
   useEffect(() => {
-    setLines(view.update(queryRef.current, null));
+    view.setQuery(queryRef.current);
+    setVersion(view.version);
   }, [query, view]);
 
   useEffect(() => {
     const batcher = new LineBatcher((batch) => {
       ring.push(batch);
+      view.sync();
       const now = performance.now();
       if (now - lastCount.current > 250) { lastCount.current = now; setReceived(ring.total); } // the counter: 4/s is plenty
       else if (countTimer.current === undefined) countTimer.current = setTimeout(() => { countTimer.current = undefined; setReceived(ring.total); }, 300); // and the last batch
-      if (followRef.current) setLines(view.update(queryRef.current, batch));
-      else view.update(queryRef.current, batch); // keep the view current; show it when following again
+      setVersion(view.version); // paused too: the list keeps the reader's lines in place
     });
     // The SSE connection lives in a worker (parsing off the main thread); EventSource in the
     // page is the fallback where workers cannot open one (jsdom in component tests).
     if (typeof Worker !== 'undefined') {
       const worker = new Worker(new URL('../lib/logStream.worker.ts', import.meta.url), { type: 'module' });
-      worker.onmessage = (m: MessageEvent<{ type: string; lines?: LogEntry[] }>) => {
-        if (m.data.type === 'lines') batcher.addEntries(m.data.lines!);
+      worker.onmessage = (m: MessageEvent<{ type: string; batch?: LineBatch }>) => {
+        if (m.data.type === 'lines') batcher.addBatch(m.data.batch!);
         else setConnected(m.data.type === 'open');
       };
       worker.postMessage({ url: new URL(url, location.href).href });
@@ -101,7 +104,8 @@ export function LogViewer({ url, instanceId, capacity = 100_000, height = 480, f
         params: { path: { instance_id: instanceId }, query: { limit: PAGE, ...(before ? { before } : {}) } },
       }));
       setFollow(false);
-      setLines(view.prepend(page.items, queryRef.current));
+      view.prepend(page.items);
+      setVersion(view.version);
       const more = page.next_before !== null && page.next_before !== undefined;
       setHistory(more ? 'more' : 'start');
       return more;
@@ -116,30 +120,31 @@ export function LogViewer({ url, instanceId, capacity = 100_000, height = 480, f
 
   const resume = () => {
     setFollow(true);
-    setLines(view.lines);
+    setVersion(view.version);
   };
   const download = () => {
-    const blob = new Blob([view.lines.map((e) => e.line).join('\n') + '\n'], { type: 'text/plain' });
+    const blob = new Blob([view.texts().join('\n') + '\n'], { type: 'text/plain' });
     const a = document.createElement('a');
     a.href = URL.createObjectURL(blob);
     a.download = fileName;
     a.click();
     setTimeout(() => URL.revokeObjectURL(a.href), 1000);
   };
-  /** Scroll to the first line at or after the chosen local time, reading older pages until
-   * the lines held reach back that far (at most JUMP_PAGES pages). */
+  /** Scroll to the first line written at or after the chosen local time (by the UTC time
+   * printed at its start, else its arrival), reading older pages until the lines held reach
+   * back that far (at most JUMP_PAGES pages). */
   const jump = async () => {
     if (!jumpTo) return;
     const d = new Date(jumpTo); // `YYYY-MM-DDTHH:MM[:SS]`, local time
     if (isNaN(d.getTime())) return;
     setFollow(false);
     for (let pages = 0; pages < JUMP_PAGES; pages++) {
-      const oldest = view.oldestId;
-      if (oldest !== null && idTime(oldest) <= d.getTime()) break;
+      const oldest = view.oldestTime;
+      if (oldest !== null && oldest <= d.getTime()) break;
       if (!(await loadOlder())) break;
     }
-    const i = indexAtTime(view.lines, d);
-    setJumpIndex({ index: i >= 0 ? i : Math.max(0, view.lines.length - 1) });
+    const i = view.indexAtTime(d);
+    setJumpIndex({ index: i >= 0 ? i : Math.max(0, view.length - 1) });
   };
 
   return (
@@ -166,10 +171,10 @@ export function LogViewer({ url, instanceId, capacity = 100_000, height = 480, f
           <ActionIcon variant="default" size="md" onClick={download} aria-label="Download log">⤓</ActionIcon>
         </Tooltip>
         <Badge variant="dot" color={connected ? 'green' : 'gray'}>{connected ? 'streaming' : 'reconnecting'}</Badge>
-        <Text size="xs" c="dimmed" data-testid="log-count">{lines.length} shown · {received} received{received > capacity ? ` (oldest ${received - capacity} dropped)` : ''}{view.older.length ? ` · ${view.older.length} older read back` : ''}</Text>
+        <Text size="xs" c="dimmed" data-testid="log-count">{view.length} shown · {received} received{received > capacity ? ` (oldest ${received - capacity} dropped)` : ''}{view.olderCount ? ` · ${view.olderCount} older read back` : ''}</Text>
       </Group>
       <ProblemAlert error={historyError} onClose={() => setHistoryError(null)} />
-      <LogLines lines={lines} follow={follow} height={height} received={received} jump={jumpIndex} onScrollUp={() => setFollow(false)}
+      <LogLines view={view} version={version} follow={follow} height={height} received={received} jump={jumpIndex} onScrollUp={() => setFollow(false)}
         onTop={instanceId && history === 'more' ? loadOlder : undefined} />
     </div>
   );
@@ -180,8 +185,9 @@ const OVERSCAN = 10;
 
 /** The windowed lines: a separate memoized component, so the toolbar does not re-render
  * with every frame's batch and the list does not re-render with the toolbar. */
-const LogLines = memo(function LogLines({ lines, follow, height, received, jump, onScrollUp, onTop }: {
-  lines: LogEntry[]; follow: boolean; height: number | string; received: number; jump: { index: number } | null; onScrollUp: () => void;
+const LogLines = memo(function LogLines({ view, version, follow, height, received, jump, onScrollUp, onTop }: {
+  /** The lines (changed in place) and its version when this render was asked for. */
+  view: LogView; version: number; follow: boolean; height: number | string; received: number; jump: { index: number } | null; onScrollUp: () => void;
   /** Called when a paused reader scrolls to the top (to read older lines). */
   onTop?: () => void;
 }) {
@@ -195,21 +201,33 @@ const LogLines = memo(function LogLines({ lines, follow, height, received, jump,
     observer.observe(el);
     return () => observer.disconnect();
   }, []);
-  const total = lines.length * LINE;
+  const count = view.length;
+  const total = count * LINE;
   // Following: the window is the end, whatever the scroll event has said so far.
   const top = follow ? Math.max(0, total - viewHeight) : scrollTop;
-  // Older lines put in front must not move what the reader is looking at: shift the scroll
-  // position by their height (every line is LINE px high).
-  const shownFirst = useRef<LogEntry | undefined>(undefined);
+  // Paused, what the reader looks at must not move when lines come or go in front of it
+  // (older lines read back, lines the ring dropped, a new filter): the top line in view is
+  // remembered by its n and the scroll position shifted by its change of index (every line is
+  // LINE px high).
+  const anchor = useRef<{ n: number; index: number } | null>(null);
+  const remember = useCallback(() => {
+    const el = scroller.current;
+    const index = el ? Math.min(Math.floor(el.scrollTop / LINE), view.length - 1) : -1;
+    anchor.current = index >= 0 ? { n: view.nAt(index), index } : null;
+  }, [view]);
   useLayoutEffect(() => {
-    const prev = shownFirst.current;
-    shownFirst.current = lines[0];
-    if (!prev || lines[0] === prev || follow || !scroller.current) return;
-    if ((lines[0]?.n ?? 0) < (prev.n ?? 0)) {
-      const k = lines.indexOf(prev);
-      if (k > 0) scroller.current.scrollTop += k * LINE;
+    const el = scroller.current;
+    if (follow || !el) return;
+    const a = anchor.current;
+    if (a) {
+      const index = view.indexOfN(a.n);
+      if (index !== a.index) {
+        el.scrollTop += (index - a.index) * LINE;
+        setScrollTop(el.scrollTop);
+      }
     }
-  }, [lines, follow]);
+    remember();
+  }, [version, follow, view, remember]);
   useLayoutEffect(() => {
     if (follow && scroller.current) scroller.current.scrollTop = top;
   }, [follow, top]);
@@ -218,14 +236,18 @@ const LogLines = memo(function LogLines({ lines, follow, height, received, jump,
     if (!follow && scroller.current) setScrollTop(scroller.current.scrollTop);
   }, [follow]);
   useLayoutEffect(() => {
-    if (jump && scroller.current) scroller.current.scrollTop = jump.index * LINE;
-  }, [jump]);
-  const [first, last] = lineWindow(lines.length, top, viewHeight, LINE, OVERSCAN);
+    if (jump && scroller.current) {
+      scroller.current.scrollTop = jump.index * LINE;
+      setScrollTop(scroller.current.scrollTop);
+      remember();
+    }
+  }, [jump, remember]);
+  const [first, last] = lineWindow(count, top, viewHeight, LINE, OVERSCAN);
   const shown = [];
   for (let i = first; i < last; i++) {
-    const e = lines[i];
+    const e = view.at(i);
     shown.push(
-      <div key={e.n ?? i} data-testid="log-line" style={{ position: 'absolute', top: 0, transform: `translateY(${i * LINE}px)`, height: LINE, lineHeight: `${LINE}px`, whiteSpace: 'pre', padding: '0 6px', color: e.level ? LEVEL_COLOR[e.level] : undefined }}>
+      <div key={e.n} data-testid="log-line" style={{ position: 'absolute', top: 0, transform: `translateY(${i * LINE}px)`, height: LINE, lineHeight: `${LINE}px`, whiteSpace: 'pre', padding: '0 6px', color: e.level ? LEVEL_COLOR[e.level] : undefined }}>
         {e.line}
       </div>,
     );
@@ -236,10 +258,11 @@ const LogLines = memo(function LogLines({ lines, follow, height, received, jump,
         if (follow) return; // the window is the end; reading scrollTop here would force a layout per frame
         const t = e.currentTarget.scrollTop;
         setScrollTop(t);
+        remember();
         if (onTop && t < LINE) onTop();
       }} data-testid="log-scroller"
       style={{ height, overflow: 'auto', contain: 'strict', fontFamily: 'var(--mantine-font-family-monospace)', fontSize: 12, border: '1px solid var(--mantine-color-default-border)', borderRadius: 4, background: 'var(--mantine-color-body)' }}>
-      {lines.length === 0 ? <Text p="sm" size="sm" c="dimmed">{received ? 'No line matches the search or level filter.' : 'No log lines yet: start the instance and its output appears here.'}</Text> : (
+      {count === 0 ? <Text p="sm" size="sm" c="dimmed">{received ? 'No line matches the search or level filter.' : 'No log lines yet: start the instance and its output appears here.'}</Text> : (
         <div style={{ height: total, position: 'relative' }}>{shown}</div>
       )}
     </div>
