@@ -81,7 +81,8 @@ class Backoff:
 
     def next(self) -> float:
         delay = min(self.cap, self.initial * 2**self._n)
-        self._n += 1
+        if delay < self.cap:  # no further: 2**n of ~1,030 failures overflows a float
+            self._n += 1
         return delay * random.uniform(0.5, 1.0)
 
     def reset(self) -> None:

@@ -15,7 +15,7 @@ from botfleet.agent.supervisor import Supervisor
 from botfleet.logs import configure_logging
 from botfleet.settings import AgentSettings
 
-__all__ = ["run_agent", "serve"]
+__all__ = ["cancel_until_done", "run_agent", "serve"]
 
 log = structlog.get_logger(__name__)
 
@@ -38,13 +38,24 @@ async def serve(settings: AgentSettings, stop: asyncio.Event) -> None:
     try:
         await asyncio.wait({task, stopped}, return_when=asyncio.FIRST_COMPLETED)
     finally:
-        for t in (task, stopped):
-            t.cancel()
-        with contextlib.suppress(asyncio.CancelledError, Exception):
-            await task
+        stopped.cancel()
+        await cancel_until_done(task)
         await supervisor.close()
     if task.done() and not task.cancelled() and task.exception() is not None:
         raise task.exception()  # type: ignore[misc]
+
+
+async def cancel_until_done(task: asyncio.Task[object], every: float = 1.0) -> None:
+    """Cancel ``task`` and wait for it to end, cancelling it again every ``every`` seconds
+    until it does. Python 3.11's TaskGroup drops a cancellation that arrives while one of its
+    tasks fails (it raises the failure instead), and the link catches failures to dial again:
+    one cancel could be lost, and the agent then ignored SIGTERM for good (seen after a test's
+    api went away). The task's own result or exception is not raised here."""
+    while not task.done():
+        task.cancel()
+        await asyncio.wait({task}, timeout=every)
+    with contextlib.suppress(asyncio.CancelledError, Exception):
+        task.result()
 
 
 def run_agent(settings: AgentSettings) -> None:
