@@ -21,7 +21,14 @@ from tests.integration.conftest import Stack, wait_for
 from tests.integration.netns import Network, unavailable
 from tests.integration.sshd import SSHD
 from tests.integration.test_fleet_lifecycle import create, state_of, until_state
-from tests.integration.test_remote_provision import _kill_under, alive, wheelhouse  # noqa: F401 - fixture
+from tests.integration.test_remote_provision import (  # noqa: F401 - wheelhouse: a fixture
+    _kill_under,
+    alive,
+    host_status,
+    provision,
+    register,
+    wheelhouse,
+)
 
 OFFLINE_AFTER = 3.0  # seconds without a heartbeat (agents beat every second here: conftest)
 
@@ -52,18 +59,9 @@ async def add_and_provision(api: httpx.AsyncClient, name: str, server: SSHD, bas
                             wheels: Path) -> dict[str, Any]:
     body = {"name": name, "address": server.address, "port": server.port, "username": server.user,
             "ssh_key": server.client_private, "base_dir": str(base)}
-    assert (r := await api.post("/api/v1/hosts", json=body)).status_code == 201, r.text
-    scan = (await api.post(f"/api/v1/hosts/{name}/scan")).json()
+    scan = await register(api, name, body)
     assert scan["fingerprint"] == server.fingerprint
-    assert (await api.post(f"/api/v1/hosts/{name}/accept", json=scan)).status_code == 200
-    r = await api.post(f"/api/v1/hosts/{name}/provision", json={"wheelhouse": str(wheels), "wait": 90},
-                       timeout=600)
-    assert r.status_code == 200, r.text
-    return r.json()
-
-
-async def host_status(api: httpx.AsyncClient, name: str) -> str:
-    return str((await api.get(f"/api/v1/hosts/{name}")).json()["status"])
+    return await provision(api, name, wheels)
 
 
 async def states_since(api: httpx.AsyncClient, instance_id: str, after: int) -> list[dict[str, Any]]:

@@ -71,18 +71,31 @@ async def remote_api(stack: Stack) -> AsyncIterator[httpx.AsyncClient]:
         yield client
 
 
-async def add_host(api: httpx.AsyncClient, name: str, server: SSHD, base: Path, **extra: Any) -> None:
-    r = await api.post("/api/v1/hosts", json=host_body(name, server, base, **extra))
+async def register(api: httpx.AsyncClient, name: str, body: dict[str, Any]) -> dict[str, Any]:
+    """Create host ``name`` from ``body``, scan its key and accept it; returns the scan."""
+    r = await api.post("/api/v1/hosts", json=body)
     assert r.status_code == 201, r.text
     scan = (await api.post(f"/api/v1/hosts/{name}/scan")).json()
     assert (await api.post(f"/api/v1/hosts/{name}/accept", json=scan)).status_code == 200
+    return dict(scan)
 
 
-async def provision(api: httpx.AsyncClient, name: str, wheelhouse: Path) -> dict[str, Any]:
-    r = await api.post(f"/api/v1/hosts/{name}/provision", json={"wheelhouse": str(wheelhouse), "wait": 90},
-                       timeout=600)
+async def add_host(api: httpx.AsyncClient, name: str, server: SSHD, base: Path, **extra: Any) -> None:
+    await register(api, name, host_body(name, server, base, **extra))
+
+
+async def provision(api: httpx.AsyncClient, name: str, wheelhouse: Path, *, wait: float = 90,
+                    timeout: float = 600) -> dict[str, Any]:
+    """Provision host ``name`` from ``wheelhouse``, waiting up to ``wait`` s for its agent to
+    dial in (the api's own wait); returns the api's answer."""
+    r = await api.post(f"/api/v1/hosts/{name}/provision", json={"wheelhouse": str(wheelhouse), "wait": wait},
+                       timeout=timeout)
     assert r.status_code == 200, r.text
     return r.json()
+
+
+async def host_status(api: httpx.AsyncClient, name: str) -> str:
+    return str((await api.get(f"/api/v1/hosts/{name}")).json()["status"])
 
 
 def alive(pid: int) -> bool:

@@ -29,7 +29,8 @@ from tests.integration.conftest import Stack, wait_for
 from tests.integration.systemd_vm import GUEST_API, SystemdVM, image_dir
 from tests.integration.test_fleet_lifecycle import create, until_state
 from tests.integration.test_remote_hosts import events_of
-from tests.integration.test_remote_provision import wheelhouse  # noqa: F401 - a fixture
+from tests.integration.test_remote_provision import host_status, register, wheelhouse  # noqa: F401 - a fixture
+from tests.integration.test_remote_provision import provision as provision_host
 
 BASE = "botfleet"  # under the user's home: /home/<user>/botfleet
 
@@ -73,23 +74,13 @@ async def alive_on(conn: asyncssh.SSHClientConnection, pid: int) -> bool:
 
 
 async def add_host(api: httpx.AsyncClient, name: str, vm: SystemdVM, user: str) -> None:
-    body = {"name": name, "address": "127.0.0.1", "port": vm.port, "username": user, "ssh_key": vm.key_text,
-            "base_dir": BASE}
-    r = await api.post("/api/v1/hosts", json=body)
-    assert r.status_code == 201, r.text
-    scan = (await api.post(f"/api/v1/hosts/{name}/scan")).json()
-    assert (await api.post(f"/api/v1/hosts/{name}/accept", json=scan)).status_code == 200
+    await register(api, name, {"name": name, "address": "127.0.0.1", "port": vm.port, "username": user,
+                               "ssh_key": vm.key_text, "base_dir": BASE})
 
 
 async def provision(api: httpx.AsyncClient, name: str, wheels: Path) -> dict[str, Any]:
-    r = await api.post(f"/api/v1/hosts/{name}/provision", json={"wheelhouse": str(wheels), "wait": 180},
-                       timeout=900)
-    assert r.status_code == 200, r.text
-    return r.json()
-
-
-async def host_status(api: httpx.AsyncClient, name: str) -> str:
-    return str((await api.get(f"/api/v1/hosts/{name}")).json()["status"])
+    """As any host, with the time an emulated guest's pip install takes."""
+    return await provision_host(api, name, wheels, wait=180, timeout=900)
 
 
 async def until_host(api: httpx.AsyncClient, name: str, status: str, timeout: float = 120) -> None:
