@@ -40,14 +40,19 @@ def settings(db_url: str, tmp_path: Path) -> Settings:
     return Settings(home=tmp_path, database_url=db_url)  # type: ignore[arg-type]
 
 
-async def test_one_batch_on_two_uploads_at_once_is_taken_once(
-    sessions: async_sessionmaker[AsyncSession], settings: Settings, redis: Redis
-) -> None:
+async def _online_host(sessions: async_sessionmaker[AsyncSession]) -> str:
+    """A host ``vps1`` marked online (its batches are taken); returns its id."""
     async with sessions() as session:
         host = Host(name="vps1", status="online")
         session.add(host)
         await session.commit()
-        host_id = host.id
+        return host.id
+
+
+async def test_one_batch_on_two_uploads_at_once_is_taken_once(
+    sessions: async_sessionmaker[AsyncSession], settings: Settings, redis: Redis
+) -> None:
+    host_id = await _online_host(sessions)
     batches = [
         EventBatch(run_id="run-1", seq=seq, events=[LogLines(
             instance_id="i1", first_seq=seq * 10, lines=[f"line {seq}.{n}" for n in range(3)])])
@@ -69,11 +74,7 @@ async def test_a_batch_lock_left_by_a_dead_api_is_taken_over_and_a_live_one_is_k
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setattr(agents, "TAKE_LOCK_TIMEOUT", 1.0)
-    async with sessions() as session:
-        host = Host(name="vps1", status="online")
-        session.add(host)
-        await session.commit()
-        host_id = host.id
+    host_id = await _online_host(sessions)
     # An api SIGKILLed while taking a batch: its lock stays, never released nor renewed.
     dead = redis.lock(streams.agent_take_lock(host_id), timeout=agents.TAKE_LOCK_TIMEOUT)
     assert await dead.acquire(blocking=False)
