@@ -4,6 +4,7 @@ key, changing live.user or the agent coming back from offline rewrites it."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import stat
 from pathlib import Path
@@ -11,6 +12,10 @@ from typing import Any
 
 import psutil
 
+from botfleet.agent.credentials import Credentials
+from botfleet.agent.layout import StateLayout
+from botfleet.protocol import CredentialsCommand, HostCredentials
+from botfleet.settings import AgentSettings
 from tests.conftest import PASSIVBOT_CONFIGS
 from tests.integration.conftest import Stack, wait_for
 from tests.integration.test_fleet_lifecycle import until_state
@@ -95,3 +100,35 @@ async def test_host_file_holds_exactly_its_accounts_and_follows_rotation(stack: 
         await _file_is(keys, {}, "an empty api-keys.json once no instance uses an account")
         assert "sec-" not in stack.log("agent") and "sec-" not in stack.log("api")
 
+
+
+class _CountingCredentials(Credentials):
+    """The real Credentials, counting the files it writes (one per fetch)."""
+
+    writes = 0
+
+    def write(self, creds: HostCredentials) -> None:
+        self.writes += 1
+        super().write(creds)
+
+
+async def test_a_burst_of_commands_costs_one_fetch_and_one_more_for_those_during_it(stack: Stack) -> None:
+    stack.start("api")
+    settings = AgentSettings(home=stack.home / "in-test-agent", api_url=stack.url, agent_token=stack.agent_token)
+    creds = _CountingCredentials(StateLayout(settings.home / "agent"), settings)
+    # 20 commands before the fetch task runs: one fetch serves them all
+    for i in range(20):
+        assert await creds.apply(CredentialsCommand(version=f"burst-{i}"))
+    waiter = asyncio.ensure_future(creds.settled())
+    await asyncio.sleep(0)  # the fetch task starts and is now in flight
+    assert not waiter.done(), "a start must wait for the fetch the last command asked for"
+    # commands during the fetch: it may have read the older set, so exactly one more fetch
+    for i in range(5):
+        assert await creds.apply(CredentialsCommand(version=f"during-{i}"))
+    await asyncio.wait_for(waiter, 30)
+    assert creds.writes == 2
+    version = creds.version
+    assert version is not None and _read(creds.path) == {}
+    # the file has the api's set now: the same digest again asks for nothing
+    assert not await creds.apply(CredentialsCommand(version=version))
+    assert creds.writes == 2

@@ -81,15 +81,25 @@ def _link(link: Path, target: Path, *, owned: bool) -> None:
 
 class Credentials:
     """Keeps ``api-keys.json`` of this host in step with the api (see the module docstring).
-    Create and use it on the agent's event loop."""
+    Create and use it on the agent's event loop.
+
+    Fetches run in one background task, never in the command loop: a burst of
+    :class:`~botfleet.protocol.CredentialsCommand` (one per instance created: creating 100
+    instances queued 100 fetches, each with two fsyncs, and the agent was still working
+    through them 0.5 s into the bulk start that followed) costs a fetch for the first and one
+    more for all that came while it ran. Starts wait for :meth:`settled`, so a bot still
+    reads a file written after the last command before its start."""
 
     def __init__(self, layout: StateLayout, settings: AgentSettings) -> None:
         self.layout = layout
         self.settings = settings
         self.path = layout.root / FILE_NAME
         self.version_path = layout.root / "api-keys.version"
-        self._retry: asyncio.Task[None] | None = None
-        self._lock = asyncio.Lock()
+        self._task: asyncio.Task[None] | None = None
+        self._asked = 0  # commands taken that asked for a fetch
+        self._retrying = False  # the task waits to retry after a failed fetch
+        self._settled = asyncio.Event()
+        self._settled.set()
 
     @property
     def version(self) -> str | None:
@@ -100,40 +110,62 @@ class Credentials:
             return None
 
     async def apply(self, command: CredentialsCommand) -> bool:
-        """Fetch and write the host's accounts unless the file has ``command.version``
-        already. A failed fetch is retried in the background (1 s doubling to 30 s) until one
-        succeeds or a newer command comes. Returns True when the file was rewritten."""
-        if command.version == self.version:
+        """Take a command: unless the file has ``command.version`` already (and no fetch is
+        under way), make sure a fetch starts after this call (one that is running now may have
+        read the older set). Returns at once, True when a fetch is wanted; :meth:`settled`
+        waits for it. A failed fetch is retried (1 s doubling to 30 s) until one succeeds or a
+        newer command comes (which tries again at once)."""
+        if command.version == self.version and self._task is None:
             return False
-        self.close()
-        try:
-            return await self.refresh()
-        except (httpx.HTTPError, OSError, ValueError) as exc:
-            log.warning("credentials not fetched; retrying", error=str(exc), retry_in=RETRY_INITIAL)
-            self._retry = asyncio.get_running_loop().create_task(self._retry_loop(), name="credentials")
-            return False
+        self._asked += 1
+        if self._task is None or self._retrying:
+            if self._task is not None:
+                self._task.cancel()
+            self._retrying = False
+            self._settled.clear()
+            self._task = asyncio.get_running_loop().create_task(self._fetch_until_current(),
+                                                                name="credentials")
+        return True
 
-    async def _retry_loop(self) -> None:
+    async def settled(self) -> None:
+        """Return once no fetch is wanted or in flight: the file holds what the last command
+        asked for, or the last attempt failed (it is retried in the background; a start does
+        not wait for the api to come back)."""
+        await self._settled.wait()
+
+    async def _fetch_until_current(self) -> None:
         delay = RETRY_INITIAL
-        while True:
-            await asyncio.sleep(delay)
-            try:
-                await self.refresh()
-                return
-            except (httpx.HTTPError, OSError, ValueError) as exc:
-                delay = min(RETRY_MAX, delay * 2)
-                log.warning("credentials not fetched; retrying", error=str(exc), retry_in=delay)
+        try:
+            while True:
+                asked = self._asked
+                try:
+                    await self.refresh()
+                except (httpx.HTTPError, OSError, ValueError) as exc:
+                    log.warning("credentials not fetched; retrying", error=str(exc), retry_in=delay)
+                    self._retrying = True
+                    self._settled.set()
+                    await asyncio.sleep(delay)
+                    self._retrying = False
+                    self._settled.clear()
+                    delay = min(RETRY_MAX, delay * 2)
+                    continue
+                if self._asked == asked:  # no command came during the fetch
+                    return
+        finally:
+            if self._task is asyncio.current_task():  # not replaced or closed meanwhile
+                self._task = None
+                self._retrying = False
+                self._settled.set()
 
     async def refresh(self) -> bool:
         """Fetch the host's accounts and write them. Raises httpx.HTTPError (api
         unreachable), ValueError (refused or unreadable answer), OSError (disk)."""
-        async with self._lock:
-            async with api_client(self.settings, timeout=FETCH_TIMEOUT) as client:
-                response = await client.get(PATH)
-            if response.status_code != 200:
-                raise ValueError(f"GET {PATH} answered {response.status_code}: {response.text[:300]}")
-            self.write(HostCredentials.model_validate_json(response.content))
-            return True
+        async with api_client(self.settings, timeout=FETCH_TIMEOUT) as client:
+            response = await client.get(PATH)
+        if response.status_code != 200:
+            raise ValueError(f"GET {PATH} answered {response.status_code}: {response.text[:300]}")
+        self.write(HostCredentials.model_validate_json(response.content))
+        return True
 
     def write(self, creds: HostCredentials) -> None:
         """Write ``creds`` (file 0600, then the links, then the version)."""
@@ -169,7 +201,9 @@ class Credentials:
                 link.unlink()
 
     def close(self) -> None:
-        """Stop a pending retry."""
-        if self._retry is not None:
-            self._retry.cancel()
-            self._retry = None
+        """Stop a fetch in flight or waiting to retry."""
+        if self._task is not None:
+            self._task.cancel()
+            self._task = None
+        self._retrying = False
+        self._settled.set()

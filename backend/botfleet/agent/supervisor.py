@@ -30,6 +30,7 @@ from botfleet.protocol import (
     ApplyCommand,
     Command,
     CredentialsCommand,
+    DesiredState,
     InstanceSnapshot,
     LogLines,
     RemoveCommand,
@@ -205,8 +206,13 @@ class Supervisor:
         log.info("command applied", instance_id=command.instance_id,
                  generation=command.generation, desired=command.desired.value,
                  restart=command.restart)
-        self._spawn_task(instance.converge(command.restart), f"converge {command.instance_id}")
+        self._spawn_task(self._converge(instance, command.restart), f"converge {command.instance_id}")
         return True
+
+    async def _converge(self, instance: Instance, restart: bool) -> None:
+        if instance.command.desired == DesiredState.RUNNING:
+            await self.credentials.settled()  # the api-keys.json asked for before this start
+        await instance.converge(restart)
 
     def _remove(self, command: RemoveCommand) -> bool:
         instance = self.instances.get(command.instance_id)
