@@ -98,7 +98,7 @@ class Botfleet:
             "BOTFLEET_PUBLIC_URL": self.url,
             "BOTFLEET_AGENT_TOKEN": agent_token,
             "BOTFLEET_AGENT_HOST": "local",
-            "BOTFLEET_LOG_LEVEL": "warning",
+            "BOTFLEET_LOG_LEVEL": os.environ.get("BENCH_LOG_LEVEL", "warning"),
             "BOTFLEET_LOG_MAX_BYTES": str(log_max_bytes),
             "BOTFLEET_LOG_BACKUPS": str(log_backups),
         }

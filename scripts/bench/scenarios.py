@@ -142,6 +142,7 @@ def fleet(tool: Any, workdir: Path, n: int, idle_window: float, crash_samples: i
     out["start_cpu_ms"] = _cpu_used(cpu0, _cpu_seconds(tool))
     wait_until(lambda: stamps.poll() is not None and len(stamps.by_name) >= n, 60, 0.05, "all stamps")
     out["start_all_stamped_ms"] = round((max(v[0][1] for v in stamps.by_name.values()) - t0) * 1000, 1)
+    out["start_split"] = _start_split(tool, t0, {nm: v[0][1] for nm, v in stamps.by_name.items()})
     _watch(tool, False)
 
     time.sleep(5.0)  # settle: boot lines written, first heartbeat sent
@@ -197,6 +198,29 @@ def _reported(tool: Any, t0: float, names: list[str], states: tuple[str, ...]) -
         if name in names and new in states:
             first.setdefault(name, received)
     return max(first.values()) if len(first) == len(names) else now
+
+
+def _start_split(tool: Any, t0: float, stamped: dict[str, float]) -> dict[str, Any]:
+    """Where a start's time went, ms after the start request (``t0``): each bot's start stamp
+    (``stamped``), and for botfleet from its fleet stream the agent's STARTING (right after
+    the spawn) and RUNNING (``startsecs`` later) times and the api's record and this process's
+    receive time of the RUNNING events (first/last). Upper bounds, as in :func:`_stop_split`."""
+    def span(times: list[float]) -> dict[str, float]:
+        times = sorted(times)
+        return {"first": round((times[0] - t0) * 1000, 1), "last": round((times[-1] - t0) * 1000, 1)}
+
+    out: dict[str, Any] = {"stamps": span(list(stamped.values()))}
+    if not hasattr(tool, "state_trace"):
+        return out
+    trace = [t for t in tool.state_trace(t0) if t[1] in stamped]
+    starting = [agent for _, _, new, agent, _ in trace if new == "STARTING"]
+    running = [(received, agent, api) for received, _, new, agent, api in trace if new == "RUNNING"]
+    if starting:
+        out["starting_agent"] = span(starting)
+    if running:
+        for key, index in (("running_agent", 1), ("running_api", 2), ("running_received", 0)):
+            out[key] = span([r[index] for r in running])
+    return out
 
 
 def _stop_split(tool: Any, t0: float, exited: dict[str, float]) -> dict[str, Any]:
