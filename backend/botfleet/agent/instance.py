@@ -20,7 +20,10 @@ Persistence: every state change but STARTING -> RUNNING (which a new agent deriv
 process's age and ``startsecs``) stores the state document, with the applied command and the
 process record, through :class:`~botfleet.agent.layout.StateStore` (an append to
 ``.botfleet/state.log``), so a new agent can adopt the process (see :meth:`Instance.restore`).
-The process record is stored right after the spawn, before the next event is handled. The
+The process record is stored as soon as the spawn returns to the event loop (a start command
+spawns on a worker thread, :class:`~botfleet.agent.process.Spawner`; a restart on the loop's
+own); a bot whose agent died in between is found by its output pipe
+(:func:`~botfleet.agent.process.find_session_leader`). The
 command's ``spec.files`` (a passivbot config is ~28 KB: 2.8 MB for 100 instances, against an
 RSS target of 50 MB) live in ``.botfleet/files.<generation>.json`` only, written when the
 command is applied (hard-linked from the previous generation's when they are the same, as for
@@ -31,6 +34,7 @@ the instance dir only where the file there differs.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import json
 import os
@@ -81,6 +85,7 @@ class InstanceContext:
     log_max_bytes: int
     log_backups: int
     queue_lines: int
+    spawner: process.Spawner
 
 
 class Instance:
@@ -248,22 +253,32 @@ class Instance:
             self._timer.cancel()
             self._timer = None
 
-    def _spawn(self, reason: str) -> None:
-        """Start the process now (from a timer, an exit callback or converge)."""
-        self._timer = None
-        if self.command.desired != DesiredState.RUNNING or self.state in (*UP, S.STOPPING):
-            return
+    def _may_start(self) -> bool:
+        return self.command.desired == DesiredState.RUNNING and self.state not in (*UP, S.STOPPING)
+
+    def _prepare(self) -> tuple[ProcessSpec, process.Command, int, int] | None:
+        """What a spawn needs: the spec, the rendered command (its files written) and the
+        capture's (write end, read end) fds; the caller closes the write end after the spawn.
+        None (and FATAL) when it cannot be prepared."""
         try:
             spec = self._spec()
             command = render_spec(spec, self.paths.dir)
             for path, text in command.files.items():
                 write_if_changed(path, text.encode())
-            capture = self._capture()
-            wfd, rfd = capture.child_fds()
+            wfd, rfd = self._capture().child_fds()
         except (SpecError, OSError) as exc:
             self.exit_code = self.exit_signal = None
             self._set(S.FATAL, f"cannot prepare the start: {exc}")
+            return None
+        return spec, command, wfd, rfd
+
+    def _spawn(self, reason: str) -> None:
+        """Start the process now, on the event loop's thread (a restart: from a timer or an
+        exit callback)."""
+        self._timer = None
+        if not self._may_start() or (prepared := self._prepare()) is None:
             return
+        spec, command, wfd, rfd = prepared
         try:
             pid = process.spawn(command, wfd, rfd)
         except OSError as exc:
@@ -271,13 +286,49 @@ class Instance:
             return
         finally:
             os.close(wfd)
+        self._spawned(pid, spec, reason)
+
+    async def _start(self, reason: str) -> None:
+        """Start the process on the spawner's threads (a start command: many may come at
+        once, see :class:`~botfleet.agent.process.Spawner`)."""
+        if not self._may_start() or (prepared := self._prepare()) is None:
+            return
+        spec, command, wfd, rfd = prepared
+        future = self.ctx.spawner.submit(command, wfd, rfd)
+        try:
+            spawned = await asyncio.shield(future)
+        except asyncio.CancelledError:
+            # The agent is closing: the process starts anyway; record it (milliseconds away)
+            # so that the next agent adopts it by its pid.
+            with contextlib.suppress(OSError):
+                spawned = await future
+                self._spawned(spawned.pid, spec, reason, spawned.wall, spawned.mono)
+            raise
+        except OSError as exc:
+            self._failed_start(f"cannot start {command.argv[0]!r}: {exc}")
+            return
+        finally:
+            if future.done():
+                os.close(wfd)
+            else:  # cancelled again while waiting: the thread still uses it
+                future.add_done_callback(lambda _: os.close(wfd))
+        self._spawned(spawned.pid, spec, reason, spawned.wall, spawned.mono)
+
+    def _spawned(self, pid: int, spec: ProcessSpec, reason: str,
+                 wall: float | None = None, mono: float | None = None) -> None:
+        """Record a new process as STARTING (stored before this returns). ``wall``/``mono``:
+        when it was spawned (``time.time()``/``time.monotonic()``; default now): ``startsecs``
+        counts from then, also when the event loop got to this later."""
         self._watch(pid)
         self.proc_create_time = process.create_time(pid)
-        self.started_at = datetime.now(UTC)
-        self._start_mono = time.monotonic()
+        self.started_at = datetime.fromtimestamp(wall, UTC) if wall is not None else datetime.now(UTC)
+        self._start_mono = mono if mono is not None else time.monotonic()
         self.exit_code = self.exit_signal = None
         self._set(S.STARTING, reason)
-        self._arm_startsecs(spec.startsecs)
+        remaining = spec.startsecs - (time.monotonic() - self._start_mono)
+        if remaining <= 0 < spec.startsecs and process.has_exited(self._pidfd):
+            return  # it did not last startsecs: its exit callback makes this a failed start
+        self._arm_startsecs(remaining)
 
     def _watch(self, pid: int) -> None:
         self.pid = self.pgid = pid  # start_new_session: the bot leads its own group
@@ -442,7 +493,7 @@ class Instance:
                     self._fast_failures = 0
                     self._delay = None
                     self.restart_count = 0
-                    self._spawn("start requested")
+                    await self._start("start requested")
             else:
                 await self._stop("stop requested")
 

@@ -6,9 +6,14 @@ Linux only (pidfd, /proc).
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import os
+import select
 import signal
 import subprocess
+import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,10 +22,14 @@ import psutil
 from botfleet.agent.layout import Command
 
 __all__ = [
+    "SPAWN_THREADS",
     "Exit",
+    "Spawned",
+    "Spawner",
     "create_time",
     "find_session_leader",
     "group_alive",
+    "has_exited",
     "is_same_process",
     "reap",
     "signal_group",
@@ -49,6 +58,95 @@ def spawn(command: Command, stdout_fd: int, pass_fd: int) -> int:
     )
     proc.returncode = 0  # ours to reap with os.waitpid (see docstring)
     return proc.pid
+
+
+SPAWN_THREADS = 32  # spawns in flight at once (Spawner)
+SPAWN_IDLE = 5.0  # seconds without a spawn before the Spawner's threads end
+
+
+@dataclass(frozen=True, slots=True)
+class Spawned:
+    """A process :class:`Spawner` started: ``pid``, and when ``spawn`` returned, as
+    ``time.time()`` (``wall``) and ``time.monotonic()`` (``mono``) seconds."""
+
+    pid: int
+    wall: float
+    mono: float
+
+
+def _spawn_timed(command: Command, stdout_fd: int, pass_fd: int) -> Spawned:
+    pid = spawn(command, stdout_fd, pass_fd)
+    return Spawned(pid, time.time(), time.monotonic())
+
+
+class Spawner:
+    """Runs :func:`spawn` on up to ``threads`` worker threads, for bursts of starts.
+
+    Why: ``Popen`` returns only once the child has exec'd (CPython's vfork child, or its
+    error pipe), and with the bots already started busy on every core that new child waits
+    its turn for a CPU, the spawner idle meanwhile. One spawn after another, 100 stand-ins
+    took 1.26 s to start here (the bench's bare Popen loop); 32 in flight, 0.34-0.39 s
+    (docs/benchmarks.md, "start"). What is submitted during one pass of the event loop goes
+    to the threads at its end: a command for many instances prepares every start before the
+    first bot's own start-up takes the cores. The threads exist only during a burst: they end
+    ``idle`` seconds after the last spawn. Create and use it on the agent's event loop."""
+
+    def __init__(self, threads: int = SPAWN_THREADS, idle: float = SPAWN_IDLE) -> None:
+        self.threads, self.idle = threads, idle
+        self._pool: ThreadPoolExecutor | None = None
+        self._queued: list[tuple[asyncio.Future[Spawned], Command, int, int]] = []
+        self._in_flight = 0
+        self._idle_timer: asyncio.TimerHandle | None = None
+
+    def submit(self, command: Command, stdout_fd: int, pass_fd: int) -> asyncio.Future[Spawned]:
+        """:func:`spawn` on a worker thread, at the end of this pass of the event loop; the
+        future gives a :class:`Spawned` or raises spawn's OSError. The fds must stay open
+        until the future is done."""
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Spawned] = loop.create_future()
+        if not self._queued:
+            loop.call_soon(self._flush)
+        self._queued.append((future, command, stdout_fd, pass_fd))
+        return future
+
+    def _flush(self) -> None:
+        loop = asyncio.get_running_loop()
+        if self._idle_timer is not None:
+            self._idle_timer.cancel()
+            self._idle_timer = None
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(self.threads, thread_name_prefix="spawn")
+        queued, self._queued = self._queued, []
+        for future, command, stdout_fd, pass_fd in queued:
+            if future.cancelled():
+                continue
+            self._in_flight += 1
+            work = loop.run_in_executor(self._pool, _spawn_timed, command, stdout_fd, pass_fd)
+            work.add_done_callback(functools.partial(self._done, future))
+
+    def _done(self, future: asyncio.Future[Spawned], work: asyncio.Future[Spawned]) -> None:
+        if not future.cancelled():
+            if (exc := work.exception()) is not None:
+                future.set_exception(exc)
+            else:
+                future.set_result(work.result())
+        self._in_flight -= 1
+        if self._in_flight == 0 and self._pool is not None:
+            self._idle_timer = asyncio.get_running_loop().call_later(self.idle, self.close)
+
+    def close(self) -> None:
+        """End the threads (after the spawns in flight; does not wait)."""
+        if self._idle_timer is not None:
+            self._idle_timer.cancel()
+            self._idle_timer = None
+        if self._pool is not None:
+            self._pool.shutdown(wait=False)
+            self._pool = None
+
+
+def has_exited(pidfd: int) -> bool:
+    """True when the process of ``pidfd`` has ended (its pidfd is readable; not reaped)."""
+    return bool(select.select([pidfd], [], [], 0)[0])
 
 
 def create_time(pid: int) -> float | None:

@@ -22,6 +22,7 @@ from typing import TypeVar
 
 import structlog
 
+from botfleet.agent import process
 from botfleet.agent.capture import OutputCapture
 from botfleet.agent.credentials import Credentials
 from botfleet.agent.instance import Instance, InstanceContext
@@ -84,6 +85,7 @@ class Supervisor:
             log_max_bytes=settings.log_max_bytes,
             log_backups=settings.log_backups,
             queue_lines=queue_lines,
+            spawner=process.Spawner(),
         )
         self.instances: dict[str, Instance] = {}
         self._removed: dict[str, int] = {}
@@ -156,6 +158,7 @@ class Supervisor:
             task.cancel()
         if self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._ctx.spawner.close()
         for instance in self.instances.values():
             instance.detach()
 
