@@ -326,31 +326,36 @@ async def set_desired_many(
     if desired == DesiredState.RUNNING:  # the hosts' api-keys.json before the starts
         await notify_hosts(session, redis, settings, [i.host_id for i in instances])
     async with redis.pipeline(transaction=False) as pipe:
-        for host_id, message in _command_messages(instances, commands, desired):
+        for host_id, message in _command_messages(instances, commands):
             pipe.xadd(streams.agent_commands(host_id), {"data": message.model_dump_json()},
                       maxlen=10_000, approximate=True)
         await pipe.execute()
     await publish_events(redis, events, maxlen=settings.events_stream_maxlen)
 
 
+#: Instances per SyncCommand of a bulk action (a start carries each one's config files,
+#: ~28 KB for passivbot's: a message stays below ~3 MB).
+SYNC_CHUNK = 100
+
+
 def _command_messages(
-    instances: list[Instance], commands: list[ApplyCommand], desired: DesiredState,
+    instances: list[Instance], commands: list[ApplyCommand],
 ) -> list[tuple[str, ApplyCommand | SyncCommand]]:
-    """``(host id, message)`` for each command stream entry: one ApplyCommand per instance,
-    except that the stops of several instances on one host go as one SyncCommand. The agent
-    then takes them in one read and signals the bots back to back: sent one by one, the later
-    commands reached it while the first bots' exits held the cores (in the fleet bench, the
-    100th stop command arrived 0.19 s after the first and the last SIGINT went 0.44 s after
-    the first). Starts stay one per instance:
-    each carries its config files (~28 KB for passivbot's), and the agent starts the first
-    without waiting for the rest."""
-    if desired != DesiredState.STOPPED:
-        return [(i.host_id, c) for i, c in zip(instances, commands, strict=True)]
+    """``(host id, message)`` for each command stream entry: the commands for one host go as
+    SyncCommands of up to ``SYNC_CHUNK`` instances (one alone as its ApplyCommand). The agent
+    takes each in one read: it signals the bots of a stop back to back (sent one by one, the
+    later commands reached it while the first bots' exits held the cores: the last SIGINT went
+    0.44 s after the first in the fleet bench), and prepares every start of a chunk before
+    the first bot's own start-up takes the cores (see ``agent.process.Spawner``)."""
     by_host: dict[str, list[ApplyCommand]] = {}
     for instance, command in zip(instances, commands, strict=True):
         by_host.setdefault(instance.host_id, []).append(command)
-    return [(host_id, group[0] if len(group) == 1 else SyncCommand(instances=group))
-            for host_id, group in by_host.items()]
+    messages: list[tuple[str, ApplyCommand | SyncCommand]] = []
+    for host_id, group in by_host.items():
+        for i in range(0, len(group), SYNC_CHUNK):
+            chunk = group[i : i + SYNC_CHUNK]
+            messages.append((host_id, chunk[0] if len(chunk) == 1 else SyncCommand(instances=chunk)))
+    return messages
 
 
 async def update_instance(
