@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import hashlib
 import json
 import os
@@ -256,10 +257,11 @@ class Instance:
     def _may_start(self) -> bool:
         return self.command.desired == DesiredState.RUNNING and self.state not in (*UP, S.STOPPING)
 
-    def _prepare(self) -> tuple[ProcessSpec, process.Command, int, int] | None:
-        """What a spawn needs: the spec, the rendered command (its files written) and the
-        capture's (write end, read end) fds; the caller closes the write end after the spawn.
-        None (and FATAL) when it cannot be prepared."""
+    def _prepare(self) -> tuple[float, process.Command, int, int] | None:
+        """What a spawn needs: ``startsecs``, the rendered command (its files written, then
+        left out of it: a bulk start holds many prepared commands at once, and a passivbot
+        config is ~28 KB) and the capture's (write end, read end) fds; the caller closes the
+        write end after the spawn. None (and FATAL) when it cannot be prepared."""
         try:
             spec = self._spec()
             command = render_spec(spec, self.paths.dir)
@@ -270,7 +272,7 @@ class Instance:
             self.exit_code = self.exit_signal = None
             self._set(S.FATAL, f"cannot prepare the start: {exc}")
             return None
-        return spec, command, wfd, rfd
+        return spec.startsecs, dataclasses.replace(command, files={}), wfd, rfd
 
     def _spawn(self, reason: str) -> None:
         """Start the process now, on the event loop's thread (a restart: from a timer or an
@@ -278,7 +280,7 @@ class Instance:
         self._timer = None
         if not self._may_start() or (prepared := self._prepare()) is None:
             return
-        spec, command, wfd, rfd = prepared
+        startsecs, command, wfd, rfd = prepared
         try:
             pid = process.spawn(command, wfd, rfd)
         except OSError as exc:
@@ -286,14 +288,14 @@ class Instance:
             return
         finally:
             os.close(wfd)
-        self._spawned(pid, spec, reason)
+        self._spawned(pid, startsecs, reason)
 
     async def _start(self, reason: str) -> None:
         """Start the process on the spawner's threads (a start command: many may come at
         once, see :class:`~botfleet.agent.process.Spawner`)."""
         if not self._may_start() or (prepared := self._prepare()) is None:
             return
-        spec, command, wfd, rfd = prepared
+        startsecs, command, wfd, rfd = prepared
         future = self.ctx.spawner.submit(command, wfd, rfd)
         try:
             spawned = await asyncio.shield(future)
@@ -302,7 +304,7 @@ class Instance:
             # so that the next agent adopts it by its pid.
             with contextlib.suppress(OSError):
                 spawned = await future
-                self._spawned(spawned.pid, spec, reason, spawned.wall, spawned.mono)
+                self._spawned(spawned.pid, startsecs, reason, spawned.wall, spawned.mono)
             raise
         except OSError as exc:
             self._failed_start(f"cannot start {command.argv[0]!r}: {exc}")
@@ -312,9 +314,9 @@ class Instance:
                 os.close(wfd)
             else:  # cancelled again while waiting: the thread still uses it
                 future.add_done_callback(lambda _: os.close(wfd))
-        self._spawned(spawned.pid, spec, reason, spawned.wall, spawned.mono)
+        self._spawned(spawned.pid, startsecs, reason, spawned.wall, spawned.mono)
 
-    def _spawned(self, pid: int, spec: ProcessSpec, reason: str,
+    def _spawned(self, pid: int, startsecs: float, reason: str,
                  wall: float | None = None, mono: float | None = None) -> None:
         """Record a new process as STARTING (stored before this returns). ``wall``/``mono``:
         when it was spawned (``time.time()``/``time.monotonic()``; default now): ``startsecs``
@@ -325,8 +327,8 @@ class Instance:
         self._start_mono = mono if mono is not None else time.monotonic()
         self.exit_code = self.exit_signal = None
         self._set(S.STARTING, reason)
-        remaining = spec.startsecs - (time.monotonic() - self._start_mono)
-        if remaining <= 0 < spec.startsecs and process.has_exited(self._pidfd):
+        remaining = startsecs - (time.monotonic() - self._start_mono)
+        if remaining <= 0 < startsecs and process.has_exited(self._pidfd):
             return  # it did not last startsecs: its exit callback makes this a failed start
         self._arm_startsecs(remaining)
 

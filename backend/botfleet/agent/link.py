@@ -239,17 +239,22 @@ class Link:
             self._redial.reset()
             log.info("following commands", last_id=self.last_command_id)
             async for sse in source.aiter_sse():
-                if sse.event != "command":
-                    continue
-                try:
-                    command = _COMMAND.validate_json(sse.data)
-                except ValidationError as exc:
-                    log.error("unreadable command skipped", id=sse.id, error=str(exc))
-                else:
-                    await self.supervisor.apply(command)
+                if sse.event == "command":
+                    await self._apply(sse.id, sse.data)
                 if sse.id:
                     self.last_command_id = sse.id
+                del sse  # a bulk start's is ~0.7 MB: not kept until the next event
         return "command stream ended"
+
+    async def _apply(self, event_id: str, data: str) -> None:
+        """Apply one command event (its models are gone when this returns: a bulk start
+        holds every instance's config files)."""
+        try:
+            command = _COMMAND.validate_json(data)
+        except ValidationError as exc:
+            log.error("unreadable command skipped", id=event_id, error=str(exc))
+            return
+        await self.supervisor.apply(command)
 
     # -- events --------------------------------------------------------------------------------
 
