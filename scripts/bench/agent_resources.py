@@ -103,7 +103,7 @@ class Stack:
         return any(h["name"] == "local" and h["status"] == "online" for h in items)
 
     def create(self, names: list[str], stamps: Path) -> dict[str, str]:
-        """Create and start one stand-in per name; returns ``{name: instance id}``."""
+        """Create one stand-in per name and start them all; returns ``{name: instance id}``."""
         ids = {}
         for name in names:
             body = {"name": name, "profile": "passivbot-v8", "config_text": CONFIG_FILE.read_text(),
@@ -114,8 +114,9 @@ class Stack:
             r = self.http.post("/api/v1/instances", json=body)
             r.raise_for_status()
             ids[name] = r.json()["id"]
-        for name in names:
-            self.http.post(f"/api/v1/instances/{ids[name]}/start").raise_for_status()
+        # as the panel and the fleet scenario start them: one bulk request
+        self.http.post("/api/v1/instances/bulk",
+                       json={"action": "start", "ids": list(ids.values())}).raise_for_status()
         return ids
 
     def states(self) -> dict[str, tuple[str, int | None]]:

@@ -235,11 +235,11 @@ async def test_sse_streams_end_cleanly_when_the_api_shuts_down(stack: Stack, api
     assert "Application shutdown complete" in log and "without completing response" not in log
 
 
-async def test_a_bulk_stop_reaches_the_agent_as_one_command_and_stops_every_bot(
+async def test_a_bulk_start_and_stop_reach_the_agent_as_one_command_each_and_stop_every_bot(
     stack: Stack, api: httpx.AsyncClient
 ) -> None:
-    # The stops of several instances on one host go as one SyncCommand (the agent signals
-    # them all in one pass); starts stay one ApplyCommand each (each carries its config).
+    # The starts (with their config files) and the stops of several instances on one host go
+    # as one SyncCommand each: the agent prepares the starts, and signals the stops, in one pass.
     from redis.asyncio import Redis
 
     from botfleet.fleet import streams
@@ -247,18 +247,25 @@ async def test_a_bulk_stop_reaches_the_agent_as_one_command_and_stops_every_bot(
     stack.start("agent")
     bots = [await create(api, f"bulk-{i}") for i in range(3)]
     ids = [b["id"] for b in bots]
-    started = (await api.post("/api/v1/instances/bulk", json={"action": "start", "ids": ids})).json()
-    assert all(r["ok"] for r in started)
-    pids = [(await until_state(api, i, "RUNNING"))["pid"] for i in ids]
     redis = Redis.from_url(stack.env["BOTFLEET_REDIS_URL"], decode_responses=True)
-    try:
-        key = streams.agent_commands(bots[0]["host_id"])
+    key = streams.agent_commands(bots[0]["host_id"])
+
+    async def queued_by(action: str) -> list[dict[str, Any]]:
         before = len(await redis.xrange(key))
-        stopped = (await api.post("/api/v1/instances/bulk", json={"action": "stop", "ids": ids})).json()
-        assert all(r["ok"] for r in stopped)
-        queued = [json.loads(fields["data"]) for _, fields in (await redis.xrange(key))[before:]]
+        results = (await api.post("/api/v1/instances/bulk", json={"action": action, "ids": ids})).json()
+        assert all(r["ok"] for r in results), results
+        entries = [json.loads(fields["data"]) for _, fields in (await redis.xrange(key))[before:]]
+        return [c for c in entries if c["kind"] != "credentials"]  # api-keys.json goes first
+
+    try:
+        starts = await queued_by("start")
+        pids = [(await until_state(api, i, "RUNNING"))["pid"] for i in ids]
+        queued = await queued_by("stop")
     finally:
         await redis.aclose()
+    assert [c["kind"] for c in starts] == ["sync"]
+    assert sorted(c["instance_id"] for c in starts[0]["instances"]) == sorted(ids)
+    assert all(c["desired"] == "running" and c["spec"]["files"] for c in starts[0]["instances"])
     assert [c["kind"] for c in queued] == ["sync"]
     assert sorted(c["instance_id"] for c in queued[0]["instances"]) == sorted(ids)
     assert all(c["desired"] == "stopped" and c["spec"]["files"] == {} for c in queued[0]["instances"])

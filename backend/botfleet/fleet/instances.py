@@ -326,34 +326,38 @@ async def set_desired_many(
     if desired == DesiredState.RUNNING:  # the hosts' api-keys.json before the starts
         await notify_hosts(session, redis, settings, [i.host_id for i in instances])
     async with redis.pipeline(transaction=False) as pipe:
-        for host_id, message in _command_messages(instances, commands):
+        for host_id, message in _command_messages(instances, commands, desired):
             pipe.xadd(streams.agent_commands(host_id), {"data": message.model_dump_json()},
                       maxlen=10_000, approximate=True)
         await pipe.execute()
     await publish_events(redis, events, maxlen=settings.events_stream_maxlen)
 
 
-#: Instances per SyncCommand of a bulk action (a start carries each one's config files,
-#: ~28 KB for passivbot's: a message stays below ~3 MB).
-SYNC_CHUNK = 100
+#: Starts per SyncCommand of a bulk start. Each carries its config files (~28 KB for
+#: passivbot's): 100 in one command (2.8 MB) left the idle agent ~1 MiB larger than 25 did
+#: (scripts/bench/agent_resources.py: 47.9-48.2 MiB against 47.0, target 50 MB = 47.7 MiB);
+#: the fleet bench's start: 1.95-2.70 s with 100, 2.28-2.51 s with 25 (run-to-run spread
+#: larger than the difference). Stops carry no files and go all in one.
+START_CHUNK = 25
 
 
 def _command_messages(
-    instances: list[Instance], commands: list[ApplyCommand],
+    instances: list[Instance], commands: list[ApplyCommand], desired: DesiredState,
 ) -> list[tuple[str, ApplyCommand | SyncCommand]]:
     """``(host id, message)`` for each command stream entry: the commands for one host go as
-    SyncCommands of up to ``SYNC_CHUNK`` instances (one alone as its ApplyCommand). The agent
+    SyncCommands (one alone as its ApplyCommand), starts ``START_CHUNK`` at a time. The agent
     takes each in one read: it signals the bots of a stop back to back (sent one by one, the
     later commands reached it while the first bots' exits held the cores: the last SIGINT went
-    0.44 s after the first in the fleet bench), and prepares every start of a chunk before
-    the first bot's own start-up takes the cores (see ``agent.process.Spawner``)."""
+    0.44 s after the first in the fleet bench), and prepares the starts of a chunk before it
+    hands them to its spawner's threads (``agent.process.Spawner``)."""
     by_host: dict[str, list[ApplyCommand]] = {}
     for instance, command in zip(instances, commands, strict=True):
         by_host.setdefault(instance.host_id, []).append(command)
+    size = START_CHUNK if desired == DesiredState.RUNNING else len(commands)
     messages: list[tuple[str, ApplyCommand | SyncCommand]] = []
     for host_id, group in by_host.items():
-        for i in range(0, len(group), SYNC_CHUNK):
-            chunk = group[i : i + SYNC_CHUNK]
+        for i in range(0, len(group), size):
+            chunk = group[i : i + size]
             messages.append((host_id, chunk[0] if len(chunk) == 1 else SyncCommand(instances=chunk)))
     return messages
 
