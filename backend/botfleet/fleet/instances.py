@@ -35,6 +35,7 @@ __all__ = [
     "apply_commands",
     "CONFIG_FILE",
     "InstanceDraft",
+    "current_configs",
     "SUPERVISION_KEYS",
     "create_instance",
     "delete_instance",
@@ -43,6 +44,7 @@ __all__ = [
     "process_spec",
     "put_config",
     "live_config_errors",
+    "record_desired",
     "send_command",
     "set_desired",
     "set_desired_many",
@@ -215,8 +217,9 @@ def process_spec(instance: Instance, document: dict[str, Any] | None, settings: 
     )
 
 
-async def _current_configs(session: AsyncSession, instances: list[Instance]) -> dict[str, ConfigVersion]:
-    """Each instance's current config version, by instance id, in one query."""
+async def current_configs(session: AsyncSession, instances: list[Instance]) -> dict[str, ConfigVersion]:
+    """Each instance's current config version, by instance id, in one query (a passivbot
+    config is ~28 KB of JSON to decode: load them once per request)."""
     if not instances:
         return {}
     wanted = {i.id: i.config_version for i in instances}
@@ -237,14 +240,16 @@ async def apply_command(session: AsyncSession, settings: Settings, instance: Ins
 
 async def apply_commands(
     session: AsyncSession, settings: Settings, instances: list[Instance], *, restart: bool = False,
-    with_files: bool = True,
+    with_files: bool = True, configs: dict[str, ConfigVersion] | None = None,
 ) -> list[ApplyCommand]:
     """:func:`apply_command` for many instances, their configs read in one query.
     ``with_files=False`` leaves the config out of the specs: enough for a stop, which starts
     nothing (an agent only starts a generation that came with its files, and every start
     command brings them); 100 stops then carry a few KB instead of the configs (~28 KB each
-    for passivbot's examples), to parse, store and link on the agent too."""
-    configs = await _current_configs(session, instances) if with_files else {}
+    for passivbot's examples), to parse, store and link on the agent too. ``configs``: the
+    instances' :func:`current_configs` when the caller has them already."""
+    if configs is None:
+        configs = await current_configs(session, instances) if with_files else {}
     return [
         ApplyCommand(
             instance_id=instance.id,
@@ -277,11 +282,14 @@ async def set_desired(
     return instance
 
 
-async def live_config_errors(session: AsyncSession, instances: list[Instance]) -> dict[str, ConfigError]:
+async def live_config_errors(
+    session: AsyncSession, instances: list[Instance], configs: dict[str, ConfigVersion] | None = None,
+) -> dict[str, ConfigError]:
     """By instance id, why its config cannot run live (a stored config may lack what a live
     run needs: e.g. a backtest suite config has no ``live.user``; or its account is not
-    stored). Empty when all can."""
-    configs = await _current_configs(session, instances)
+    stored). Empty when all can. ``configs``: as for :func:`apply_commands`."""
+    if configs is None:
+        configs = await current_configs(session, instances)
     errors = await missing_accounts(session, instances, {k: v.document for k, v in configs.items()})
     for instance in instances:
         try:
@@ -306,10 +314,23 @@ async def set_desired_many(
     """
     if not instances:
         return
+    configs = await current_configs(session, instances) if desired == DesiredState.RUNNING else {}
     if desired == DesiredState.RUNNING:
-        errors = await live_config_errors(session, instances)
+        errors = await live_config_errors(session, instances, configs)
         if errors:
             raise next(iter(errors.values()))
+    await record_desired(session, redis, settings, instances, desired, configs, restart=restart, action=action)
+
+
+async def record_desired(
+    session: AsyncSession, redis: Redis, settings: Settings, instances: list[Instance],
+    desired: DesiredState, configs: dict[str, ConfigVersion], *, restart: bool = False, action: str,
+) -> None:
+    """:func:`set_desired_many` without its check: for a caller that has checked each start
+    itself with :func:`live_config_errors` (a bulk action, which leaves out the ones that
+    fail). ``configs``: the instances' :func:`current_configs` (may be empty for a stop)."""
+    if not instances:
+        return
     events = []
     now = utcnow()
     for instance in instances:
@@ -320,7 +341,7 @@ async def set_desired_many(
             data={"action": action, "desired": desired, "generation": instance.generation},
         ))
     commands = await apply_commands(session, settings, instances, restart=restart,
-                                    with_files=desired == DesiredState.RUNNING)
+                                    with_files=desired == DesiredState.RUNNING, configs=configs)
     session.add_all(events)
     await session.commit()
     if desired == DesiredState.RUNNING:  # the hosts' api-keys.json before the starts

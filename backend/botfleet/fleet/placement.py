@@ -26,10 +26,11 @@ from botfleet.fleet.instances import (
     IDLE_STATES,
     _host,
     apply_command,
+    current_configs,
     live_config_errors,
+    record_desired,
     send_command,
     set_desired,
-    set_desired_many,
 )
 from botfleet.protocol import DesiredState, InstanceState, RemoveCommand
 from botfleet.settings import Settings
@@ -135,7 +136,8 @@ async def bulk_action(session: AsyncSession, redis: Redis, settings: Settings, a
     )).all()
     found = {key: row for row in rows for key in (row.id, row.name)}
     desired = DesiredState.STOPPED if action == "stop" else DesiredState.RUNNING
-    errors = await live_config_errors(session, list(rows)) if desired == DesiredState.RUNNING else {}
+    configs = await current_configs(session, list(rows)) if desired == DesiredState.RUNNING else {}
+    errors = await live_config_errors(session, list(rows), configs) if desired == DesiredState.RUNNING else {}
     failed: dict[str, BulkResult] = {}
     chosen: dict[str, Instance] = {}
     for ident in ids:
@@ -146,8 +148,8 @@ async def bulk_action(session: AsyncSession, redis: Redis, settings: Settings, a
             failed[ident] = BulkResult(id=instance.id, ok=False, status=422, detail=str(errors[instance.id]))
         else:
             chosen[instance.id] = instance
-    await set_desired_many(session, redis, settings, list(chosen.values()), desired,
-                           restart=action == "restart", action=action)
+    await record_desired(session, redis, settings, list(chosen.values()), desired, configs,
+                         restart=action == "restart", action=action)
     results = []
     for ident in ids:
         instance = found.get(ident)
