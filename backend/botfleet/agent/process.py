@@ -86,8 +86,8 @@ class Spawner:
     Why: ``Popen`` returns only once the child has exec'd (CPython's vfork child, or its
     error pipe), and with the bots already started busy on every core that new child waits
     its turn for a CPU, the spawner idle meanwhile. One spawn after another, 100 stand-ins
-    took 1.26 s to start here (the bench's bare Popen loop); 32 in flight, 0.34-0.39 s
-    (docs/benchmarks.md, "start"). What is submitted during one pass of the event loop goes
+    took 1.26-1.31 s to start here (a bare Popen loop); 32 in flight, 0.34-0.45 s
+    (docs/benchmarks.md, "What changed this session"). What is submitted during one pass of the event loop goes
     to the threads at its end: a command for many instances prepares every start before the
     first bot's own start-up takes the cores. The threads exist only during a burst: they end
     ``idle`` seconds after the last spawn. Create and use it on the agent's event loop."""
