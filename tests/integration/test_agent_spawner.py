@@ -56,7 +56,7 @@ async def test_a_burst_spawns_on_threads_that_end_after_it(tmp_path: Path) -> No
         spawner.close()
         for s in spawned:
             os.kill(s.pid, signal.SIGKILL)
-            os.waitpid(s.pid, 0)
+            await asyncio.to_thread(os.waitpid, s.pid, 0)
         os.close(rfd)
         os.close(wfd)
 
