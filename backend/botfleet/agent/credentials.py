@@ -97,7 +97,8 @@ class Credentials:
         self.version_path = layout.root / "api-keys.version"
         self._task: asyncio.Task[None] | None = None
         self._asked = 0  # commands taken that asked for a fetch
-        self._retrying = False  # the task waits to retry after a failed fetch
+        # Set while no fetch is wanted or in flight: idle (no task), or the task waits to
+        # retry after a failed fetch.
         self._settled = asyncio.Event()
         self._settled.set()
 
@@ -118,10 +119,9 @@ class Credentials:
         if command.version == self.version and self._task is None:
             return False
         self._asked += 1
-        if self._task is None or self._retrying:
+        if self._settled.is_set():  # no task, or one waiting to retry: (re)start it now
             if self._task is not None:
                 self._task.cancel()
-            self._retrying = False
             self._settled.clear()
             self._task = asyncio.get_running_loop().create_task(self._fetch_until_current(),
                                                                 name="credentials")
@@ -142,10 +142,8 @@ class Credentials:
                     await self.refresh()
                 except (httpx.HTTPError, OSError, ValueError) as exc:
                     log.warning("credentials not fetched; retrying", error=str(exc), retry_in=delay)
-                    self._retrying = True
                     self._settled.set()
                     await asyncio.sleep(delay)
-                    self._retrying = False
                     self._settled.clear()
                     delay = min(RETRY_MAX, delay * 2)
                     continue
@@ -154,7 +152,6 @@ class Credentials:
         finally:
             if self._task is asyncio.current_task():  # not replaced or closed meanwhile
                 self._task = None
-                self._retrying = False
                 self._settled.set()
 
     async def refresh(self) -> bool:
@@ -205,5 +202,4 @@ class Credentials:
         if self._task is not None:
             self._task.cancel()
             self._task = None
-        self._retrying = False
         self._settled.set()
