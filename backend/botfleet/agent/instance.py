@@ -282,13 +282,13 @@ class Instance:
             return
         startsecs, command, wfd, rfd = prepared
         try:
-            pid = process.spawn(command, wfd, rfd)
+            spawned = process.spawn_timed(command, wfd, rfd)
         except OSError as exc:
             self._failed_start(f"cannot start {command.argv[0]!r}: {exc}")
             return
         finally:
             os.close(wfd)
-        self._spawned(pid, startsecs, reason)
+        self._spawned(spawned, startsecs, reason)
 
     async def _start(self, reason: str) -> None:
         """Start the process on the spawner's threads (a start command: many may come at
@@ -303,8 +303,7 @@ class Instance:
             # The agent is closing: the process starts anyway; record it (milliseconds away)
             # so that the next agent adopts it by its pid.
             with contextlib.suppress(OSError):
-                spawned = await future
-                self._spawned(spawned.pid, startsecs, reason, spawned.wall, spawned.mono)
+                self._spawned(await future, startsecs, reason)
             raise
         except OSError as exc:
             self._failed_start(f"cannot start {command.argv[0]!r}: {exc}")
@@ -314,17 +313,15 @@ class Instance:
                 os.close(wfd)
             else:  # cancelled again while waiting: the thread still uses it
                 future.add_done_callback(lambda _: os.close(wfd))
-        self._spawned(spawned.pid, startsecs, reason, spawned.wall, spawned.mono)
+        self._spawned(spawned, startsecs, reason)
 
-    def _spawned(self, pid: int, startsecs: float, reason: str,
-                 wall: float | None = None, mono: float | None = None) -> None:
-        """Record a new process as STARTING (stored before this returns). ``wall``/``mono``:
-        when it was spawned (``time.time()``/``time.monotonic()``; default now): ``startsecs``
-        counts from then, also when the event loop got to this later."""
-        self._watch(pid)
-        self.proc_create_time = process.create_time(pid)
-        self.started_at = datetime.fromtimestamp(wall, UTC) if wall is not None else datetime.now(UTC)
-        self._start_mono = mono if mono is not None else time.monotonic()
+    def _spawned(self, spawned: process.Spawned, startsecs: float, reason: str) -> None:
+        """Record a new process as STARTING (stored before this returns). ``startsecs``
+        count from the spawn's own time, also when the event loop got to this later."""
+        self._watch(spawned.pid)
+        self.proc_create_time = process.create_time(spawned.pid)
+        self.started_at = datetime.fromtimestamp(spawned.wall, UTC)
+        self._start_mono = spawned.mono
         self.exit_code = self.exit_signal = None
         self._set(S.STARTING, reason)
         remaining = startsecs - (time.monotonic() - self._start_mono)

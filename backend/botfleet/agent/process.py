@@ -34,6 +34,7 @@ __all__ = [
     "reap",
     "signal_group",
     "spawn",
+    "spawn_timed",
     "trim_heap",
 ]
 
@@ -75,7 +76,8 @@ class Spawned:
     mono: float
 
 
-def _spawn_timed(command: Command, stdout_fd: int, pass_fd: int) -> Spawned:
+def spawn_timed(command: Command, stdout_fd: int, pass_fd: int) -> Spawned:
+    """:func:`spawn`, with when it returned. Raises as :func:`spawn`."""
     pid = spawn(command, stdout_fd, pass_fd)
     return Spawned(pid, time.time(), time.monotonic())
 
@@ -122,7 +124,7 @@ class Spawner:
             if future.cancelled():
                 continue
             self._in_flight += 1
-            work = loop.run_in_executor(self._pool, _spawn_timed, command, stdout_fd, pass_fd)
+            work = loop.run_in_executor(self._pool, spawn_timed, command, stdout_fd, pass_fd)
             work.add_done_callback(functools.partial(self._done, future))
 
     def _done(self, future: asyncio.Future[Spawned], work: asyncio.Future[Spawned]) -> None:
