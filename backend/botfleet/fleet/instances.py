@@ -314,8 +314,9 @@ async def set_desired_many(
     """
     if not instances:
         return
-    configs = await current_configs(session, instances) if desired == DesiredState.RUNNING else {}
+    configs: dict[str, ConfigVersion] = {}
     if desired == DesiredState.RUNNING:
+        configs = await current_configs(session, instances)
         errors = await live_config_errors(session, instances, configs)
         if errors:
             raise next(iter(errors.values()))

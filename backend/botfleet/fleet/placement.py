@@ -18,7 +18,7 @@ from redis.asyncio import Redis
 from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from botfleet.db.models import Host, Instance
+from botfleet.db.models import ConfigVersion, Host, Instance
 from botfleet.fleet.accounts import notify_hosts
 from botfleet.fleet.errors import Conflict, Invalid
 from botfleet.fleet.events import publish_event, record_event
@@ -32,6 +32,7 @@ from botfleet.fleet.instances import (
     send_command,
     set_desired,
 )
+from botfleet.profiles import ConfigError
 from botfleet.protocol import DesiredState, InstanceState, RemoveCommand
 from botfleet.settings import Settings
 
@@ -136,8 +137,11 @@ async def bulk_action(session: AsyncSession, redis: Redis, settings: Settings, a
     )).all()
     found = {key: row for row in rows for key in (row.id, row.name)}
     desired = DesiredState.STOPPED if action == "stop" else DesiredState.RUNNING
-    configs = await current_configs(session, list(rows)) if desired == DesiredState.RUNNING else {}
-    errors = await live_config_errors(session, list(rows), configs) if desired == DesiredState.RUNNING else {}
+    configs: dict[str, ConfigVersion] = {}
+    errors: dict[str, ConfigError] = {}
+    if desired == DesiredState.RUNNING:
+        configs = await current_configs(session, list(rows))
+        errors = await live_config_errors(session, list(rows), configs)
     failed: dict[str, BulkResult] = {}
     chosen: dict[str, Instance] = {}
     for ident in ids:
