@@ -123,7 +123,11 @@ class Botfleet:
         if profile_dir and name in ("api", "agent"):  # where their CPU goes (cProfile, slower)
             out = Path(profile_dir, f"{name}.prof")
             code = f"import cProfile; cProfile.run({code!r}, {str(out)!r})"
-        self.procs[name] = subprocess.Popen([PYTHON, "-c", code], env=env, stdout=log, stderr=subprocess.STDOUT)
+        # Each in a session of its own, as `botfleet up` and systemd run them: with the kernel's
+        # autogroup scheduling a session is one unit of CPU fairness, and sharing this script's
+        # would pit the agent against the api and this script.
+        self.procs[name] = subprocess.Popen([PYTHON, "-c", code], env=env, stdout=log, stderr=subprocess.STDOUT,
+                                            start_new_session=True)
         if name == "api":
             wait_until(self._api_ready, 60, 0.1, "the api ready")
 
