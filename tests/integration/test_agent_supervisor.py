@@ -24,6 +24,7 @@ from botfleet.protocol import (
     RemoveCommand,
     StopStep,
     SyncCommand,
+    files_digest,
 )
 from botfleet.settings import AgentSettings
 
@@ -331,6 +332,56 @@ async def test_an_unchanged_config_is_linked_not_rewritten_for_a_new_generation(
     await rec.wait_state("cfg", S.RUNNING, after=seen)  # the restart is over
     assert (paths.dir / "cfg.json").read_text() == "y"
     assert json.loads(paths.files(4).read_text()) == {"cfg.json": "y"}
+
+
+async def test_files_named_by_digest_are_taken_from_the_held_generation_or_asked_for(
+    agent: tuple[Supervisor, Recorder],
+) -> None:
+    """ApplyCommand.files_digest without files: the agent uses the files it holds with that
+    digest (linked to the new generation, also through a stop), refuses a start of files it
+    does not hold (``files_wanted``: the link announces again) and still takes such a stop."""
+    sup, rec = agent
+    code = "print(open('cfg.json').read(), flush=True)\nimport time\nwhile True: time.sleep(1)"
+    spec = _spec(code, files={"cfg.json": "held"}, add_timestamps=False)
+    digest = files_digest(spec.files)
+    bare = spec.model_copy(update={"files": {}})
+
+    def by_digest(gen: int, desired: DesiredState, named: str = digest, iid: str = "cfg") -> ApplyCommand:
+        return _cmd(iid, gen, bare, desired).model_copy(update={"files_digest": named})
+
+    await sup.apply(_cmd("cfg", 1, spec, DesiredState.STOPPED))  # as at creation
+    paths = sup.layout.instance("cfg")
+    assert sup.instances["cfg"].command.files_digest == digest
+    held = paths.files(1).stat().st_ino
+    assert await sup.apply(by_digest(2, DesiredState.RUNNING))
+    await rec.wait_state("cfg", S.RUNNING)
+    assert paths.files(2).stat().st_ino == held and not paths.files(1).exists()
+    seen = len(rec.events)
+    assert await sup.apply(by_digest(3, DesiredState.STOPPED))
+    await rec.wait_state("cfg", S.STOPPED, after=seen)
+    seen = len(rec.events)
+    assert await sup.apply(by_digest(4, DesiredState.RUNNING))
+    await rec.wait_state("cfg", S.RUNNING, after=seen)
+    await _wait_file(paths.log_dir / "output.log", lambda t: t.count("held\n") == 2)
+    assert not sup.files_wanted
+
+    # Files it does not hold: a start is refused (nothing stored, nothing started) ...
+    other = files_digest({"cfg.json": "never sent"})
+    assert not await sup.apply(by_digest(5, DesiredState.RUNNING, other))
+    assert sup.files_wanted and sup.instances["cfg"].generation == 4
+    assert not await sup.apply(by_digest(1, DesiredState.RUNNING, iid="new"))
+    assert "new" not in sup.instances and not sup.layout.instance("new").files(1).exists()
+    sup.files_wanted = False
+    # ... a stop is taken, and then holds no files: a start by digest is refused again.
+    seen = len(rec.events)
+    assert await sup.apply(by_digest(5, DesiredState.STOPPED, other))
+    await rec.wait_state("cfg", S.STOPPED, after=seen)
+    assert sup.instances["cfg"].command.files_digest is None and not sup.files_wanted
+    assert not await sup.apply(by_digest(6, DesiredState.RUNNING))
+    assert sup.files_wanted
+    assert await sup.apply(_cmd("cfg", 6, spec))  # what the announce's sync brings
+    seen = len(rec.events)
+    await rec.wait_state("cfg", S.RUNNING, after=seen - 1)
 
 
 async def test_a_bot_running_past_startsecs_is_adopted_running_without_an_event(

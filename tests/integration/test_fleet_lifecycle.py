@@ -238,38 +238,88 @@ async def test_sse_streams_end_cleanly_when_the_api_shuts_down(stack: Stack, api
 async def test_a_bulk_start_and_stop_reach_the_agent_as_one_command_each_and_stop_every_bot(
     stack: Stack, api: httpx.AsyncClient
 ) -> None:
-    # The starts (with their config files) and the stops of several instances on one host go
-    # as one SyncCommand each: the agent prepares the starts, and signals the stops, in one pass.
+    # The starts and the stops of several instances on one host go as one SyncCommand each:
+    # the agent prepares the starts, and signals the stops, in one pass. The configs went to
+    # the agent when the instances were created: the starts and stops name them by digest.
     from redis.asyncio import Redis
 
     from botfleet.fleet import streams
 
     stack.start("agent")
-    bots = [await create(api, f"bulk-{i}") for i in range(3)]
-    ids = [b["id"] for b in bots]
     redis = Redis.from_url(stack.env["BOTFLEET_REDIS_URL"], decode_responses=True)
-    key = streams.agent_commands(bots[0]["host_id"])
+    key = streams.agent_commands((await api.get("/api/v1/hosts/local")).json()["id"])
 
-    async def queued_by(action: str) -> list[dict[str, Any]]:
+    async def queued_by(request: Any) -> list[dict[str, Any]]:
         before = len(await redis.xrange(key))
-        results = (await api.post("/api/v1/instances/bulk", json={"action": action, "ids": ids})).json()
-        assert all(r["ok"] for r in results), results
+        await request
         entries = [json.loads(fields["data"]) for _, fields in (await redis.xrange(key))[before:]]
         return [c for c in entries if c["kind"] != "credentials"]  # api-keys.json goes first
 
+    async def bulk(action: str) -> None:
+        results = (await api.post("/api/v1/instances/bulk", json={"action": action, "ids": ids})).json()
+        assert all(r["ok"] for r in results), results
+
     try:
-        starts = await queued_by("start")
+        created = [(await queued_by(create(api, f"bulk-{i}")))[0] for i in range(3)]
+        ids = [c["instance_id"] for c in created]
+        starts = await queued_by(bulk("start"))
         pids = [(await until_state(api, i, "RUNNING"))["pid"] for i in ids]
-        queued = await queued_by("stop")
+        queued = await queued_by(bulk("stop"))
     finally:
         await redis.aclose()
+    digests = {c["instance_id"]: c["files_digest"] for c in created}
+    assert all(c["desired"] == "stopped" and "config.json" in c["spec"]["files"] for c in created)
     assert [c["kind"] for c in starts] == ["sync"]
     assert sorted(c["instance_id"] for c in starts[0]["instances"]) == sorted(ids)
-    assert all(c["desired"] == "running" and c["spec"]["files"] for c in starts[0]["instances"])
+    for command in starts[0]["instances"]:
+        assert command["desired"] == "running" and command["spec"]["files"] == {}, command
+        assert command["files_digest"] == digests[command["instance_id"]]
     assert [c["kind"] for c in queued] == ["sync"]
     assert sorted(c["instance_id"] for c in queued[0]["instances"]) == sorted(ids)
-    assert all(c["desired"] == "stopped" and c["spec"]["files"] == {} for c in queued[0]["instances"])
+    for command in queued[0]["instances"]:
+        assert command["desired"] == "stopped" and command["spec"]["files"] == {}, command
+        assert command["files_digest"] == digests[command["instance_id"]]
     for instance_id, pid in zip(ids, pids, strict=True):
         row = await until_state(api, instance_id, "STOPPED")
         assert "sent SIGINT" in row["state_reason"], row
         assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+        config = next(stack.home.rglob(f"instances/{instance_id}/config.json"))
+        assert json.loads(config.read_text()) == json.loads(CONFIG)
+
+
+async def test_an_agent_that_lost_a_config_asks_for_it_and_starts_with_it(
+    stack: Stack, api: httpx.AsyncClient
+) -> None:
+    # A start names the config by digest (the agent got it at creation). Here the agent's copy
+    # is gone (its files deleted while it was down): it starts nothing, announces again, and
+    # the api's sync brings the config; the bot starts with it.
+    stack.start("agent")
+    bot = await create(api, "lost-config")
+    held = await wait_for(lambda: list(stack.home.rglob(f"instances/{bot['id']}/.botfleet/files.*.json")),
+                          10, what="the agent to store the config")
+    stack.kill("agent", signal.SIGKILL)
+    for path in held:
+        path.unlink()
+    stack.start("agent")
+    from redis.asyncio import Redis
+
+    from botfleet.fleet import streams
+
+    redis = Redis.from_url(stack.env["BOTFLEET_REDIS_URL"], decode_responses=True)
+    key = streams.agent_commands(bot["host_id"])
+    try:
+        before = len(await redis.xrange(key))
+        r = await api.post(f"/api/v1/instances/{bot['id']}/start")
+        assert r.status_code == 202, r.text
+        await until_state(api, bot["id"], "RUNNING")
+        after = [json.loads(fields["data"]) for _, fields in (await redis.xrange(key))[before:]]
+    finally:
+        await redis.aclose()
+    config = next(stack.home.rglob(f"instances/{bot['id']}/config.json"))
+    assert json.loads(config.read_text()) == json.loads(CONFIG)
+    kinds = [c["kind"] for c in after if c["kind"] != "credentials"]
+    assert kinds == ["apply", "sync"], kinds  # the start by digest; the announce's answer
+    start, sync = (c for c in after if c["kind"] != "credentials")
+    assert start["spec"]["files"] == {} and start["files_digest"]
+    [again] = [c for c in sync["instances"] if c["instance_id"] == bot["id"]]
+    assert again["generation"] == start["generation"] and again["spec"]["files"], again

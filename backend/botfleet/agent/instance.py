@@ -26,9 +26,9 @@ own); a bot whose agent died in between is found by its output pipe
 (:func:`~botfleet.agent.process.find_session_leader`). The
 command's ``spec.files`` (a passivbot config is ~28 KB: 2.8 MB for 100 instances, against an
 RSS target of 50 MB) live in ``.botfleet/files.<generation>.json`` only, written when the
-command is applied (hard-linked from the previous generation's when they are the same, as for
-a stop or a start of an unchanged config) and read before each start; a start writes them into
-the instance dir only where the file there differs.
+command is applied (hard-linked from the previous generation's when they are the same: a
+command that names them by ``files_digest`` only, or brings the same again) and read before
+each start; a start writes them into the instance dir only where the file there differs.
 """
 
 from __future__ import annotations
@@ -36,7 +36,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-import hashlib
 import json
 import os
 import signal
@@ -54,6 +53,7 @@ from botfleet.agent.layout import (
     InstancePaths,
     SpecError,
     StateStore,
+    link_or_copy,
     link_or_write,
     read_json,
     render_spec,
@@ -68,13 +68,19 @@ from botfleet.protocol import (
     InstanceState,
     ProcessSpec,
     StateChange,
+    files_digest,
 )
 
-__all__ = ["Instance", "InstanceContext"]
+__all__ = ["Instance", "InstanceContext", "MissingFiles"]
 
 log = structlog.get_logger(__name__)
 S = InstanceState
 UP = (S.STARTING, S.RUNNING)
+
+
+class MissingFiles(Exception):
+    """A command to run an instance names its files by a digest this agent does not hold
+    (``ApplyCommand.files_digest`` without ``spec.files``): the agent must ask for them."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,11 +110,13 @@ class Instance:
         self.ctx = ctx
         self.paths = paths
         self.store = store or StateStore(paths)
-        self.command = command
-        self._command_doc: dict[str, Any] = {}
-        self._files_digest: bytes | None = None  # of files.<generation>.json, when written here
-        self._old_files = False
-        self.set_command(command)
+        # The state document's command (``store`` given: restored) holds the files of its
+        # generation on disk, if any; a new instance holds none until its command brings them.
+        self.command = command if store else command.model_copy(update={"files_digest": None})
+        self._command_doc = command.model_dump(mode="json")
+        self._old_files = True  # the next save removes other generations' files
+        if store is None:
+            self.set_command(command)
         self.state = S.STOPPED
         self.pid: int | None = None
         self.pgid: int | None = None
@@ -156,34 +164,56 @@ class Instance:
     def set_command(self, command: ApplyCommand) -> None:
         """Take ``command`` as the one to converge to (call :meth:`save` next). Its
         ``spec.files`` go to ``files.<generation>.json`` and are not kept in memory; a command
-        read back from the state document has none and finds them there. Raises OSError when
-        the disk refuses."""
+        that names them by ``files_digest`` only takes the files held with that digest (the
+        current generation's, linked). The command kept has no files and the digest of the
+        files held for it (None: none; a command read back from the state document keeps its
+        own).
+
+        Raises:
+            MissingFiles: a command to run names files this agent does not hold (nothing is
+                changed; a stop that does goes on without files).
+            OSError: the disk refused.
+        """
         if command.spec.files:
-            self._store_files(command.generation, command.spec.files)
+            digest = files_digest(command.spec.files)
+            self._store_files(command.generation, command.spec.files, digest)
             spec = command.spec.model_copy(update={"files": {}})
-            command = command.model_copy(update={"spec": spec})
-        else:
-            self._files_digest = None
+            command = command.model_copy(update={"spec": spec, "files_digest": digest})
+        elif command.files_digest is not None and not self._take_held_files(command):
+            if command.desired == DesiredState.RUNNING:
+                raise MissingFiles(f"no files with digest {command.files_digest} for instance "
+                                   f"{command.instance_id} (generation {command.generation})")
+            command = command.model_copy(update={"files_digest": None})
         self.command = command
         self._command_doc = command.model_dump(mode="json")
         self._old_files = True
 
-    def _store_files(self, generation: int, files: dict[str, str]) -> None:
+    def _store_files(self, generation: int, files: dict[str, str], digest: str) -> None:
         """Write ``files.<generation>.json``; when it would hold what the current generation's
         holds, hard-link that one instead (no data written)."""
         data = json.dumps(files, separators=(",", ":")).encode()
-        digest = hashlib.blake2b(data, digest_size=16).digest()
-        same = digest == self._files_digest and generation != self.command.generation
+        same = digest == self.command.files_digest and generation != self.command.generation
         link_or_write(self.paths.files(generation), data,
                       self.paths.files(self.command.generation) if same else None)
-        self._files_digest = digest
+
+    def _take_held_files(self, command: ApplyCommand) -> bool:
+        """Whether the current generation holds files with ``command.files_digest``; they
+        are then linked to ``command``'s generation. Raises OSError when the disk refuses."""
+        if command.files_digest != self.command.files_digest or command.generation == self.generation:
+            return False
+        return link_or_copy(self.paths.files(command.generation), self.paths.files(self.generation))
 
     def _spec(self) -> ProcessSpec:
-        """The spec with its files, for a start."""
-        files = read_json(self.paths.files(self.generation))
-        if not isinstance(files, dict) or not files:
-            return self.command.spec
-        return self.command.spec.model_copy(update={"files": files})
+        """The spec with its files, for a start. Raises SpecError when the command names
+        files that are not on disk."""
+        path = self.paths.files(self.generation)
+        files = read_json(path)
+        if isinstance(files, dict) and files:
+            return self.command.spec.model_copy(update={"files": files})
+        if self.command.files_digest is not None:
+            raise SpecError(f"the files of generation {self.generation} are missing: {path} "
+                            "(a new start command from the api brings them again)")
+        return self.command.spec
 
     def save(self) -> None:
         """Store the state document: the command, the state and the process record. Raises

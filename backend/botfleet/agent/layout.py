@@ -47,6 +47,7 @@ __all__ = [
     "atomic_write_bytes",
     "atomic_write_json",
     "demo_v7_root",
+    "link_or_copy",
     "link_or_write",
     "read_json",
     "render_spec",
@@ -242,6 +243,26 @@ def write_if_changed(path: Path, data: bytes) -> None:
     except OSError:
         pass
     atomic_write_bytes(path, data)
+
+
+def link_or_copy(path: Path, source: Path) -> bool:
+    """Make ``path`` hold what ``source`` holds (a file never modified in place): a hard link,
+    else a copy written with :func:`atomic_write_bytes`. False when ``source`` is missing.
+    Raises OSError when the disk refuses."""
+    path.unlink(missing_ok=True)  # a leftover of an interrupted apply
+    try:
+        os.link(source, path)
+        return True
+    except FileNotFoundError:
+        return False
+    except OSError:  # no hard links here: copy
+        pass
+    try:
+        data = source.read_bytes()
+    except FileNotFoundError:
+        return False
+    atomic_write_bytes(path, data)
+    return True
 
 
 def link_or_write(path: Path, data: bytes, same_as: Path | None) -> None:

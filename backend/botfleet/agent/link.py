@@ -243,7 +243,10 @@ class Link:
                     await self._apply(sse.id, sse.data)
                 if sse.id:
                     self.last_command_id = sse.id
-                del sse  # a bulk start's is ~0.7 MB: not kept until the next event
+                del sse  # an announce's sync carries every config: not kept until the next
+                if self.supervisor.files_wanted:  # after the position moved past the command
+                    self.supervisor.files_wanted = False
+                    raise _Reannounce("a command named config files this agent does not hold")
         return "command stream ended"
 
     async def _apply(self, event_id: str, data: str) -> None:

@@ -25,7 +25,7 @@ import structlog
 from botfleet.agent import process
 from botfleet.agent.capture import OutputCapture
 from botfleet.agent.credentials import Credentials
-from botfleet.agent.instance import Instance, InstanceContext
+from botfleet.agent.instance import Instance, InstanceContext, MissingFiles
 from botfleet.agent.layout import SpecError, StateLayout, StateStore, atomic_write_json, read_json
 from botfleet.protocol import (
     ApplyCommand,
@@ -59,6 +59,10 @@ class Supervisor:
     and counted in ``LogLines.dropped``. ``on_settled``: called when an instance leaves
     STOPPING and none is left in it (the last of a burst of stops has ended: what waits to be
     reported need not wait for more).
+
+    ``files_wanted`` turns True when a command to run named files this agent does not hold
+    (``ApplyCommand.files_digest``; the command was not taken): the link announces again, and
+    the api's answer, the host's full state, brings them. The link resets it.
     """
 
     def __init__(
@@ -91,6 +95,7 @@ class Supervisor:
         self._removed: dict[str, int] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._closed = False
+        self.files_wanted = False
         self.credentials = Credentials(self.layout, settings)  # the host's api-keys.json
 
     def _emit(self, event: StateChange) -> None:
@@ -198,13 +203,19 @@ class Supervisor:
         except SpecError as exc:
             log.error("command refused", error=str(exc))
             return False
-        if instance is None:
-            paths.agent_dir.mkdir(parents=True, exist_ok=True)
-            instance = Instance(self._ctx, paths, command)
-            self.instances[command.instance_id] = instance
-            self._removed.pop(command.instance_id, None)
-        else:
-            instance.set_command(command)
+        try:
+            if instance is None:
+                paths.agent_dir.mkdir(parents=True, exist_ok=True)
+                instance = Instance(self._ctx, paths, command)
+                self.instances[command.instance_id] = instance
+                self._removed.pop(command.instance_id, None)
+            else:
+                instance.set_command(command)
+        except MissingFiles as exc:
+            log.warning("command names files this agent does not hold; asking for them",
+                        error=str(exc))
+            self.files_wanted = True
+            return False
         instance.save()
         log.info("command applied", instance_id=command.instance_id,
                  generation=command.generation, desired=command.desired.value,

@@ -24,7 +24,7 @@ from botfleet.fleet import streams
 from botfleet.fleet.accounts import notify_hosts
 from botfleet.fleet.errors import Conflict, Invalid, NotFound
 from botfleet.fleet.events import publish_event, queue_events, record_event
-from botfleet.fleet.instances import apply_commands
+from botfleet.fleet.instances import apply_commands, record_sent_files
 from botfleet.protocol import (
     PROTOCOL_VERSION,
     Announce,
@@ -114,6 +114,7 @@ async def announce(
     key = streams.agent_commands(host.id)
     last = await redis.xrevrange(key, count=1)
     resume_from = last[0][0] if last else "0-0"
+    await record_sent_files(redis, host.id, sync.instances)
     await redis.xadd(key, {"data": sync.model_dump_json()}, maxlen=10_000, approximate=True)
     await notify_hosts(session, redis, settings, [host.id])  # an agent back online catches up
     for event in events:

@@ -27,6 +27,7 @@ from botfleet.protocol import (
     ProcessSpec,
     RemoveCommand,
     SyncCommand,
+    files_digest,
 )
 from botfleet.settings import Settings
 
@@ -44,11 +45,13 @@ __all__ = [
     "process_spec",
     "put_config",
     "live_config_errors",
+    "record_sent_files",
     "record_desired",
     "send_command",
     "set_desired",
     "set_desired_many",
     "update_instance",
+    "without_sent_files",
 ]
 
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
@@ -182,6 +185,8 @@ async def create_instance(
         data={"name": instance.name, "profile": instance.profile},
     )
     await session.commit()
+    # The agent gets the config now, so that a start (of many, often) names it by digest only.
+    await send_command(redis, host.id, _command(instance, document, settings))
     await publish_event(redis, event, maxlen=settings.events_stream_maxlen)
     await notify_hosts(session, redis, settings, [host.id])
     return instance
@@ -250,20 +255,69 @@ async def apply_commands(
     instances' :func:`current_configs` when the caller has them already."""
     if configs is None:
         configs = await current_configs(session, instances) if with_files else {}
-    return [
-        ApplyCommand(
-            instance_id=instance.id,
-            generation=instance.generation,
-            desired=DesiredState(instance.desired_state),
-            spec=process_spec(instance, configs[instance.id].document if with_files else None, settings),
-            restart=restart,
-        )
-        for instance in instances
-    ]
+    return [_command(instance, configs[instance.id].document if with_files else None, settings, restart=restart)
+            for instance in instances]
+
+
+def _command(instance: Instance, document: dict[str, Any] | None, settings: Settings, *,
+             restart: bool = False) -> ApplyCommand:
+    spec = process_spec(instance, document, settings)
+    return ApplyCommand(
+        instance_id=instance.id,
+        generation=instance.generation,
+        desired=DesiredState(instance.desired_state),
+        spec=spec,
+        restart=restart,
+        files_digest=files_digest(spec.files) if spec.files else None,
+    )
+
+
+async def without_sent_files(redis: Redis, host_id: str, commands: list[ApplyCommand]) -> list[ApplyCommand]:
+    """``commands`` as they go to ``host_id``'s agent (ApplyCommand.files_digest): one whose
+    files were sent to it already (the host's ``streams.agent_files`` hash) names them by
+    digest only; one without files (a stop) names those sent last, which the agent then keeps
+    for the next start; the others carry theirs and are recorded as sent. A wrong guess (an
+    agent that lost its state) costs an announce, whose sync brings every file again. One
+    Redis round trip, two when some files are new."""
+    if not commands:
+        return commands
+    key = streams.agent_files(host_id)
+    sent = await redis.hmget(key, [c.instance_id for c in commands])
+    out: list[ApplyCommand] = []
+    new: dict[str, str] = {}
+    for command, digest in zip(commands, sent, strict=True):
+        if command.files_digest is None:
+            if digest:
+                command = command.model_copy(update={"files_digest": digest})
+        elif command.files_digest == digest:
+            command = command.model_copy(update={"spec": command.spec.model_copy(update={"files": {}})})
+        else:
+            new[command.instance_id] = command.files_digest
+        out.append(command)
+    if new:
+        await redis.hset(key, mapping=new)
+    return out
+
+
+async def record_sent_files(redis: Redis, host_id: str, commands: list[ApplyCommand]) -> None:
+    """Make the host's ``streams.agent_files`` hash name exactly the files ``commands`` carry
+    (an announce's sync, which carries every instance's)."""
+    key = streams.agent_files(host_id)
+    sent = {c.instance_id: c.files_digest for c in commands if c.files_digest and c.spec.files}
+    async with redis.pipeline(transaction=True) as pipe:
+        pipe.delete(key)
+        if sent:
+            pipe.hset(key, mapping=sent)
+        await pipe.execute()
 
 
 async def send_command(redis: Redis, host_id: str, command: ApplyCommand | RemoveCommand) -> str:
-    """Queue ``command`` on the host's command stream; returns its stream id."""
+    """Queue ``command`` on the host's command stream (an ApplyCommand
+    :func:`without_sent_files`); returns its stream id."""
+    if isinstance(command, ApplyCommand):
+        [command] = await without_sent_files(redis, host_id, [command])
+    else:  # the agent deletes the instance's files
+        await redis.hdel(streams.agent_files(host_id), command.instance_id)
     return await redis.xadd(
         streams.agent_commands(host_id), {"data": command.model_dump_json()}, maxlen=10_000, approximate=True
     )
@@ -347,40 +401,48 @@ async def record_desired(
     await session.commit()
     if desired == DesiredState.RUNNING:  # the hosts' api-keys.json before the starts
         await notify_hosts(session, redis, settings, [i.host_id for i in instances])
+    messages = await _command_messages(redis, instances, commands)
     async with redis.pipeline(transaction=False) as pipe:
-        for host_id, message in _command_messages(instances, commands, desired):
+        for host_id, message in messages:
             pipe.xadd(streams.agent_commands(host_id), {"data": message.model_dump_json()},
                       maxlen=10_000, approximate=True)
         await pipe.execute()
     await publish_events(redis, events, maxlen=settings.events_stream_maxlen)
 
 
-#: Starts per SyncCommand of a bulk start. Each carries its config files (~28 KB for
-#: passivbot's): 100 in one command (2.8 MB) left the idle agent ~1 MiB larger than 25 did
-#: (scripts/bench/agent_resources.py: 47.9-48.2 MiB against 47.0, target 50 MB = 47.7 MiB);
-#: the fleet bench's start: 1.95-2.70 s with 100, 2.28-2.51 s with 25 (run-to-run spread
-#: larger than the difference). Stops carry no files and go all in one.
-START_CHUNK = 25
+#: Config bytes (``spec.files``) per SyncCommand of many starts. Starts of configs the agent
+#: holds carry none (``without_sent_files``) and go all in one: the agent prepares every
+#: start before the first bot takes the cores. Those that carry files (~28 KB per passivbot
+#: config) go a few at a time: 100 in one message (2.8 MB) left the idle agent ~1 MiB larger
+#: (scripts/bench/agent_resources.py, target 50 MB).
+SYNC_FILES_BYTES = 700_000
 
 
-def _command_messages(
-    instances: list[Instance], commands: list[ApplyCommand], desired: DesiredState,
+async def _command_messages(
+    redis: Redis, instances: list[Instance], commands: list[ApplyCommand],
 ) -> list[tuple[str, ApplyCommand | SyncCommand]]:
-    """``(host id, message)`` for each command stream entry: the commands for one host go as
-    SyncCommands (one alone as its ApplyCommand), starts ``START_CHUNK`` at a time. The agent
-    takes each in one read: it signals the bots of a stop back to back (sent one by one, the
-    later commands reached it while the first bots' exits held the cores: the last SIGINT went
-    0.44 s after the first in the fleet bench), and prepares the starts of a chunk before it
-    hands them to its spawner's threads (``agent.process.Spawner``)."""
+    """``(host id, message)`` for each command stream entry: the commands for one host (files
+    :func:`without_sent_files`) go as SyncCommands (one alone as its ApplyCommand), split
+    where their files would pass ``SYNC_FILES_BYTES``. The agent takes each in one read: it
+    signals the bots of a stop back to back (sent one by one, the later commands reached it
+    while the first bots' exits held the cores: the last SIGINT went 0.44 s after the first in
+    the fleet bench), and prepares all the starts before it hands them to its spawner's
+    threads (``agent.process.Spawner``)."""
     by_host: dict[str, list[ApplyCommand]] = {}
     for instance, command in zip(instances, commands, strict=True):
         by_host.setdefault(instance.host_id, []).append(command)
-    size = START_CHUNK if desired == DesiredState.RUNNING else len(commands)
     messages: list[tuple[str, ApplyCommand | SyncCommand]] = []
     for host_id, group in by_host.items():
-        for i in range(0, len(group), size):
-            chunk = group[i : i + size]
-            messages.append((host_id, chunk[0] if len(chunk) == 1 else SyncCommand(instances=chunk)))
+        chunk: list[ApplyCommand] = []
+        size = 0
+        for command in await without_sent_files(redis, host_id, group):
+            files = sum(len(text) for text in command.spec.files.values())
+            if chunk and size + files > SYNC_FILES_BYTES:
+                messages.append((host_id, chunk[0] if len(chunk) == 1 else SyncCommand(instances=chunk)))
+                chunk, size = [], 0
+            chunk.append(command)
+            size += files
+        messages.append((host_id, chunk[0] if len(chunk) == 1 else SyncCommand(instances=chunk)))
     return messages
 
 

@@ -7,6 +7,7 @@ __all__ = [
     "EVENTS",
     "agent_batches",
     "agent_commands",
+    "agent_files",
     "agent_take_lock",
     "instance_logs",
     "job_cancel",
@@ -37,6 +38,13 @@ def job_cancel(job_id: str) -> str:
 def agent_commands(host_id: str) -> str:
     """Stream of :mod:`botfleet.protocol` commands for one host's agent, field ``data``."""
     return f"botfleet:agent:{host_id}:commands"
+
+
+def agent_files(host_id: str) -> str:
+    """Hash ``instance_id -> files digest`` (:func:`botfleet.protocol.files_digest`) of the
+    config files last sent to the host's agent in a command; a later command with the same
+    files names them by digest only."""
+    return f"botfleet:agent:{host_id}:files"
 
 
 def agent_batches(host_id: str) -> str:
