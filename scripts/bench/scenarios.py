@@ -38,6 +38,10 @@ from common import (
 __all__ = ["bare_start", "crash_idle", "fleet", "flood", "jobs", "log_latency"]
 
 DOWN = ("STOPPED", "EXITED", "FATAL")
+#: Seconds between defining the bots and starting them, for every tool: a start is timed
+#: from a settled tool, not while it still takes in the definitions (botfleet's agent stores
+#: each new instance's config as it is created).
+DEFINE_SETTLE = 3.0
 
 
 def _alive(pid: int) -> bool:
@@ -130,6 +134,7 @@ def fleet(tool: Any, workdir: Path, n: int, idle_window: float, crash_samples: i
             for i in range(n)]
     names = [b.name for b in bots]
     tool.define(bots)
+    time.sleep(DEFINE_SETTLE)
     out: dict[str, Any] = {}
     _watch(tool, True)
     cpu0 = _cpu_seconds(tool)
