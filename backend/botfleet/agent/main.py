@@ -9,6 +9,7 @@ import signal
 
 import structlog
 
+from botfleet.agent import process
 from botfleet.agent.link import Link
 from botfleet.agent.outbox import Outbox
 from botfleet.agent.supervisor import Supervisor
@@ -67,6 +68,7 @@ def run_agent(settings: AgentSettings) -> None:
     1.48-1.55 %) and 2-3 MiB more RSS (48.7-49.8 MiB against 46.8-46.9; the target is 50 MB),
     measured back to back with scripts/bench/agent_resources.py (docs/benchmarks.md)."""
     configure_logging(settings.log_level, settings.log_format)
+    process.one_malloc_arena()
 
     async def main() -> None:
         stop = asyncio.Event()

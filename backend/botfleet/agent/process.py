@@ -31,6 +31,7 @@ __all__ = [
     "group_alive",
     "has_exited",
     "is_same_process",
+    "one_malloc_arena",
     "reap",
     "signal_group",
     "spawn",
@@ -149,6 +150,23 @@ class Spawner:
             trim_heap()
 
 
+def one_malloc_arena() -> None:
+    """Make every thread allocate from glibc's main malloc arena (``mallopt(M_ARENA_MAX, 1)``,
+    man 3 mallopt; the ``MALLOC_ARENA_MAX`` environment variable set from inside). By default
+    each new thread may get an arena of its own (up to 8 per core), and the :class:`Spawner`'s
+    32 threads kept their arenas' pages after a burst: the idle agent after a bulk start of 100
+    was 0.25 MiB smaller with one arena (47.7-47.8 against 48.0 MiB,
+    scripts/bench/agent_resources.py). Call it before any thread starts; a no-op where the
+    C library has no ``mallopt`` (musl)."""
+    import ctypes  # 0.5 MiB; trim_heap imports it anyway after the first burst
+
+    m_arena_max = -8  # malloc.h
+    try:
+        ctypes.CDLL(None).mallopt(m_arena_max, 1)
+    except (OSError, AttributeError):
+        pass
+
+
 def trim_heap() -> None:
     """Return the C heap's free pages to the system: glibc's ``malloc_trim(0)`` (man 3
     malloc_trim; it also releases free pages inside the heap and the threads' arenas); a no-op
@@ -156,7 +174,7 @@ def trim_heap() -> None:
     start of 100 passivbot bots (their configs ~28 KB each, 32 spawn threads) the idle agent
     stayed 3 MiB larger without this (51.2 against 48.2 MiB with the 100 starts in one
     command, scripts/bench/agent_resources.py)."""
-    import ctypes  # only here: 0.5 MiB the agent pays once it has started a burst
+    import ctypes  # imported by one_malloc_arena already in the agent
 
     try:
         ctypes.CDLL(None).malloc_trim(0)
