@@ -235,6 +235,10 @@ async def test_sse_streams_end_cleanly_when_the_api_shuts_down(stack: Stack, api
     assert "Application shutdown complete" in log and "without completing response" not in log
 
 
+async def _has_sync(entries: Any, after: int) -> bool:
+    return any(c["kind"] == "sync" for c in (await entries)[after:])
+
+
 async def test_a_bulk_start_and_stop_reach_the_agent_as_one_command_each_and_stop_every_bot(
     stack: Stack, api: httpx.AsyncClient
 ) -> None:
@@ -259,7 +263,11 @@ async def test_a_bulk_start_and_stop_reach_the_agent_as_one_command_each_and_sto
         results = (await api.post("/api/v1/instances/bulk", json={"action": action, "ids": ids})).json()
         assert all(r["ok"] for r in results), results
 
+    async def entries() -> list[dict[str, Any]]:
+        return [json.loads(fields["data"]) for _, fields in await redis.xrange(key)]
+
     try:
+        await wait_for(lambda: _has_sync(entries(), 0), 30, what="the agent's announce")
         created = [(await queued_by(create(api, f"bulk-{i}")))[0] for i in range(3)]
         ids = [c["instance_id"] for c in created]
         starts = await queued_by(bulk("start"))
@@ -300,19 +308,25 @@ async def test_an_agent_that_lost_a_config_asks_for_it_and_starts_with_it(
     stack.kill("agent", signal.SIGKILL)
     for path in held:
         path.unlink()
-    stack.start("agent")
     from redis.asyncio import Redis
 
     from botfleet.fleet import streams
 
     redis = Redis.from_url(stack.env["BOTFLEET_REDIS_URL"], decode_responses=True)
     key = streams.agent_commands(bot["host_id"])
+
+    async def entries() -> list[dict[str, Any]]:
+        return [json.loads(fields["data"]) for _, fields in await redis.xrange(key)]
+
     try:
-        before = len(await redis.xrange(key))
+        restarted = len(await entries())
+        stack.start("agent")
+        await wait_for(lambda: _has_sync(entries(), restarted), 30, what="the new agent's announce")
+        before = len(await entries())
         r = await api.post(f"/api/v1/instances/{bot['id']}/start")
         assert r.status_code == 202, r.text
         await until_state(api, bot["id"], "RUNNING")
-        after = [json.loads(fields["data"]) for _, fields in (await redis.xrange(key))[before:]]
+        after = (await entries())[before:]
     finally:
         await redis.aclose()
     config = next(stack.home.rglob(f"instances/{bot['id']}/config.json"))
