@@ -53,8 +53,8 @@ from botfleet.agent.layout import (
     InstancePaths,
     SpecError,
     StateStore,
+    atomic_write_bytes,
     link_or_copy,
-    link_or_write,
     read_json,
     render_spec,
     write_if_changed,
@@ -175,10 +175,13 @@ class Instance:
         """
         if command.spec.files:
             digest = files_digest(command.spec.files)
-            self._store_files(command.generation, command.spec.files, digest)
+            if not self._take_held_files(command.generation, digest):
+                data = json.dumps(command.spec.files, separators=(",", ":")).encode()
+                atomic_write_bytes(self.paths.files(command.generation), data)
             spec = command.spec.model_copy(update={"files": {}})
             command = command.model_copy(update={"spec": spec, "files_digest": digest})
-        elif command.files_digest is not None and not self._take_held_files(command):
+        elif command.files_digest is not None and not self._take_held_files(
+                command.generation, command.files_digest):
             if command.desired == DesiredState.RUNNING:
                 raise MissingFiles(f"no files with digest {command.files_digest} for instance "
                                    f"{command.instance_id} (generation {command.generation})")
@@ -191,20 +194,12 @@ class Instance:
         self.command = command
         self._old_files = True
 
-    def _store_files(self, generation: int, files: dict[str, str], digest: str) -> None:
-        """Write ``files.<generation>.json``; when it would hold what the current generation's
-        holds, hard-link that one instead (no data written)."""
-        data = json.dumps(files, separators=(",", ":")).encode()
-        same = digest == self.command.files_digest and generation != self.command.generation
-        link_or_write(self.paths.files(generation), data,
-                      self.paths.files(self.command.generation) if same else None)
-
-    def _take_held_files(self, command: ApplyCommand) -> bool:
-        """Whether the current generation holds files with ``command.files_digest``; they
-        are then linked to ``command``'s generation. Raises OSError when the disk refuses."""
-        if command.files_digest != self.command.files_digest or command.generation == self.generation:
+    def _take_held_files(self, generation: int, digest: str) -> bool:
+        """Whether the current generation holds files with ``digest``; they are then linked
+        to ``generation``'s (no data written). Raises OSError when the disk refuses."""
+        if digest != self.command.files_digest or generation == self.generation:
             return False
-        return link_or_copy(self.paths.files(command.generation), self.paths.files(self.generation))
+        return link_or_copy(self.paths.files(generation), self.paths.files(self.generation))
 
     def _spec(self) -> ProcessSpec:
         """The spec with its files, for a start. Raises SpecError when the command names

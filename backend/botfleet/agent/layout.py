@@ -48,7 +48,6 @@ __all__ = [
     "atomic_write_json",
     "demo_v7_root",
     "link_or_copy",
-    "link_or_write",
     "read_json",
     "render_spec",
     "write_if_changed",
@@ -263,19 +262,6 @@ def link_or_copy(path: Path, source: Path) -> bool:
         return False
     atomic_write_bytes(path, data)
     return True
-
-
-def link_or_write(path: Path, data: bytes, same_as: Path | None) -> None:
-    """Make ``path`` hold ``data``: a hard link to ``same_as`` (a file known to hold the same
-    bytes, never modified in place) when given and linkable, else :func:`atomic_write_bytes`."""
-    if same_as is not None:
-        try:
-            path.unlink(missing_ok=True)  # a leftover of an interrupted apply
-            os.link(same_as, path)
-            return
-        except OSError:
-            pass
-    atomic_write_bytes(path, data)
 
 
 def read_json(path: Path) -> Any | None:
