@@ -158,13 +158,8 @@ def one_malloc_arena() -> None:
     was 0.25 MiB smaller with one arena (47.7-47.8 against 48.0 MiB,
     scripts/bench/agent_resources.py). Call it before any thread starts; a no-op where the
     C library has no ``mallopt`` (musl)."""
-    import ctypes  # 0.5 MiB; trim_heap imports it anyway after the first burst
-
     m_arena_max = -8  # malloc.h
-    try:
-        ctypes.CDLL(None).mallopt(m_arena_max, 1)
-    except (OSError, AttributeError):
-        pass
+    _libc_call("mallopt", m_arena_max, 1)
 
 
 def trim_heap() -> None:
@@ -174,10 +169,16 @@ def trim_heap() -> None:
     start of 100 passivbot bots (their configs ~28 KB each, 32 spawn threads) the idle agent
     stayed 3 MiB larger without this (51.2 against 48.2 MiB with the 100 starts in one
     command, scripts/bench/agent_resources.py)."""
-    import ctypes  # imported by one_malloc_arena already in the agent
+    _libc_call("malloc_trim", 0)
+
+
+def _libc_call(name: str, *args: int) -> None:
+    """Call the C library's function ``name`` with int ``args`` (ctypes), or nothing where it
+    has none (glibc's malloc tuning functions are missing from musl)."""
+    import ctypes  # only here: 0.5 MiB of RSS, paid by the agent alone
 
     try:
-        ctypes.CDLL(None).malloc_trim(0)
+        getattr(ctypes.CDLL(None), name)(*args)
     except (OSError, AttributeError):
         pass
 

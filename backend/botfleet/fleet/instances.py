@@ -431,19 +431,19 @@ async def _command_messages(
     by_host: dict[str, list[ApplyCommand]] = {}
     for instance, command in zip(instances, commands, strict=True):
         by_host.setdefault(instance.host_id, []).append(command)
-    messages: list[tuple[str, ApplyCommand | SyncCommand]] = []
+    chunks: list[tuple[str, list[ApplyCommand]]] = []
     for host_id, group in by_host.items():
         chunk: list[ApplyCommand] = []
         size = 0
         for command in await without_sent_files(redis, host_id, group):
             files = sum(len(text) for text in command.spec.files.values())
             if chunk and size + files > SYNC_FILES_BYTES:
-                messages.append((host_id, chunk[0] if len(chunk) == 1 else SyncCommand(instances=chunk)))
+                chunks.append((host_id, chunk))
                 chunk, size = [], 0
             chunk.append(command)
             size += files
-        messages.append((host_id, chunk[0] if len(chunk) == 1 else SyncCommand(instances=chunk)))
-    return messages
+        chunks.append((host_id, chunk))
+    return [(host_id, chunk[0] if len(chunk) == 1 else SyncCommand(instances=chunk)) for host_id, chunk in chunks]
 
 
 async def update_instance(
