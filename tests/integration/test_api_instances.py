@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import signal
 from pathlib import Path
 
 import httpx
 import pytest
 
 from tests.conftest import PASSIVBOT_CONFIGS
+from tests.integration.conftest import Stack
 
 V8 = sorted((PASSIVBOT_CONFIGS / "v8").glob("*.json"))
 V7 = sorted((PASSIVBOT_CONFIGS / "v7").glob("*.json"))
@@ -111,10 +113,18 @@ async def test_list_filters_and_paginates(api: httpx.AsyncClient) -> None:
     assert (await api.get("/api/v1/instances", params={"q": "bot-4"})).json()["total"] == 1
 
 
-async def test_a_config_without_live_user_is_stored_but_cannot_start(api: httpx.AsyncClient) -> None:
+async def test_a_config_without_live_user_is_stored_but_cannot_start(stack: Stack, api: httpx.AsyncClient) -> None:
     path = PASSIVBOT_CONFIGS / "v7" / "suite_example.json"  # a backtest suite config
     created = await api.post("/api/v1/instances", json=_create("suite", path, "passivbot-v7"))
     assert created.status_code == 201, created.text
-    r = await api.post(f"/api/v1/instances/{created.json()['id']}/start")
+    instance_id = created.json()["id"]
+    r = await api.post(f"/api/v1/instances/{instance_id}/start")
     assert r.status_code == 422 and r.json()["key"] == "live.user"
-    assert (await api.get(f"/api/v1/instances/{created.json()['id']}")).json()["desired_state"] == "stopped"
+    # The same from the config read again: a restarted api has not seen this version.
+    stack.kill("api", signal.SIGTERM)
+    stack.start("api")
+    r = await api.post("/api/v1/instances/bulk", json={"action": "start", "ids": [instance_id]})
+    assert r.status_code == 200 and r.json()[0]["status"] == 422 and "live.user" in r.json()[0]["detail"]
+    r = await api.post(f"/api/v1/instances/{instance_id}/start")
+    assert r.status_code == 422 and r.json()["key"] == "live.user"
+    assert (await api.get(f"/api/v1/instances/{instance_id}")).json()["desired_state"] == "stopped"

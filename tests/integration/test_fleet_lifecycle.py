@@ -295,6 +295,43 @@ async def test_a_bulk_start_and_stop_reach_the_agent_as_one_command_each_and_sto
         assert json.loads(config.read_text()) == json.loads(CONFIG)
 
 
+async def test_a_start_brings_the_config_when_the_api_has_no_record_of_sending_it(
+    stack: Stack, api: httpx.AsyncClient
+) -> None:
+    # The api's record of the files each agent holds (a Redis hash) is gone, as when Redis
+    # lost its data: the start reads the config again and carries it, under the same digest.
+    from redis.asyncio import Redis
+
+    from botfleet.fleet import streams
+
+    stack.start("agent")
+    redis = Redis.from_url(stack.env["BOTFLEET_REDIS_URL"], decode_responses=True)
+    host_id = (await api.get("/api/v1/hosts/local")).json()["id"]
+    key = streams.agent_commands(host_id)
+
+    async def entries() -> list[dict[str, Any]]:
+        return [json.loads(fields["data"]) for _, fields in await redis.xrange(key)]
+
+    try:
+        await wait_for(lambda: _has_sync(entries(), 0), 30, what="the agent's announce")
+        before = len(await entries())
+        bot = await create(api, "resent")
+        [created] = [c for c in (await entries())[before:] if c["kind"] != "credentials"]
+        await redis.delete(streams.agent_files(host_id))
+        before = len(await entries())
+        r = await api.post(f"/api/v1/instances/{bot['id']}/start")
+        assert r.status_code == 202, r.text
+        await until_state(api, bot["id"], "RUNNING")
+        [start] = [c for c in (await entries())[before:] if c["kind"] != "credentials"]
+        assert await redis.hget(streams.agent_files(host_id), bot["id"]) == created["files_digest"]
+    finally:
+        await redis.aclose()
+    assert start["files_digest"] == created["files_digest"]
+    assert json.loads(start["spec"]["files"]["config.json"]) == json.loads(CONFIG)
+    await api.post(f"/api/v1/instances/{bot['id']}/stop")
+    await until_state(api, bot["id"], "STOPPED")
+
+
 async def test_an_agent_that_lost_a_config_asks_for_it_and_starts_with_it(
     stack: Stack, api: httpx.AsyncClient
 ) -> None:

@@ -271,16 +271,16 @@ async def delete_account(session: AsyncSession, redis: Redis, settings: Settings
 
 
 async def missing_accounts(session: AsyncSession, instances: list[Instance],
-                           documents: dict[str, dict[str, Any]]) -> dict[str, ConfigError]:
+                           accounts: dict[str, str | None]) -> dict[str, ConfigError]:
     """Before a start, by instance id: why it cannot run for want of an account. Every
     non-simulated passivbot instance's ``live.user`` must name a stored account (the
-    stand-in trades nowhere and reads no keys). ``documents``: current config by instance id.
-    Empty when all have theirs."""
+    stand-in trades nowhere and reads no keys). ``accounts``: by instance id, the account
+    its current config names (``ConfigVersion.account``). Empty when all have theirs."""
     wanted: dict[str, list[str]] = {}
     for instance in instances:
         if instance.simulated or instance.profile == "custom":
             continue
-        user = account_of(documents.get(instance.id, {}))
+        user = accounts.get(instance.id)
         if user:
             wanted.setdefault(user, []).append(instance.id)
     if not wanted:

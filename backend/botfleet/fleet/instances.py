@@ -7,9 +7,11 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from cachetools import LRUCache
 from redis.asyncio import Redis
 from sqlalchemy import func, or_, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -34,8 +36,11 @@ from botfleet.settings import Settings
 __all__ = [
     "apply_command",
     "apply_commands",
+    "check_starts",
     "CONFIG_FILE",
+    "ConfigFacts",
     "InstanceDraft",
+    "config_files",
     "current_configs",
     "SUPERVISION_KEYS",
     "create_instance",
@@ -44,7 +49,6 @@ __all__ = [
     "list_instances",
     "process_spec",
     "put_config",
-    "live_config_errors",
     "record_sent_files",
     "record_desired",
     "send_command",
@@ -178,15 +182,18 @@ async def create_instance(
     process_spec(instance, document, settings)
     session.add(instance)
     await session.flush()
-    session.add(ConfigVersion(instance_id=instance.id, version=1, document=document, source=source,
-                              account=account_of(document)))
+    version = ConfigVersion(instance_id=instance.id, version=1, document=document, source=source,
+                            account=account_of(document))
+    session.add(version)
     event = await record_event(
         session, kind="instance.created", instance_id=instance.id, host_id=host.id,
         data={"name": instance.name, "profile": instance.profile},
     )
     await session.commit()
     # The agent gets the config now, so that a start (of many, often) names it by digest only.
-    await send_command(redis, host.id, _command(instance, document, settings))
+    command = _command(instance, document, settings)
+    _learn_facts(version.id, instance.profile, document, command.files_digest)
+    await send_command(redis, host.id, command)
     await publish_event(redis, event, maxlen=settings.events_stream_maxlen)
     await notify_hosts(session, redis, settings, [host.id])
     return instance
@@ -216,10 +223,16 @@ def process_spec(instance: Instance, document: dict[str, Any] | None, settings: 
         argv=command.argv,
         cwd=command.cwd,
         env={**command.env, **instance.env},
-        files={CONFIG_FILE: json.dumps(document, indent=2)} if document is not None else {},
+        files=config_files(document) if document is not None else {},
         stop_ladder=profile.stop_ladder,
         **instance.supervision,
     )
+
+
+def config_files(document: dict[str, Any]) -> dict[str, str]:
+    """The files a spec carries for config ``document``: ``{CONFIG_FILE: its JSON}``, indented
+    by 2 as passivbot's own example configs are."""
+    return {CONFIG_FILE: json.dumps(document, indent=2)}
 
 
 async def current_configs(session: AsyncSession, instances: list[Instance]) -> dict[str, ConfigVersion]:
@@ -238,6 +251,86 @@ async def current_configs(session: AsyncSession, instances: list[Instance]) -> d
     return found
 
 
+@dataclass(frozen=True, slots=True)
+class ConfigFacts:
+    """What a start needs of an instance's current config version, without its document:
+    ``files_digest`` (:func:`~botfleet.protocol.files_digest` of its :func:`config_files`),
+    ``account`` (its ``live.user``, ``ConfigVersion.account``) and ``live_error`` (why the
+    profile refuses it for a live run; None when it can run)."""
+
+    files_digest: str
+    account: str | None
+    live_error: ConfigError | None
+
+
+#: (files digest, live error's (key, message)) by (ConfigVersion.id, profile): a version row
+#: never changes, and both derive from it and the profile's code alone. The error is kept as
+#: its parts (an exception raised again would grow its traceback). Without this, a bulk start
+#: of 100 passivbot instances decoded, validated, rendered and hashed 2.8 MB of configs that it
+#: mostly does not send (the agents hold them): 135 of the request's 190 ms in the fleet
+#: bench, 40-55 ms with it. Entries are ~200 bytes; 10,000 cover a large fleet.
+_FACTS: LRUCache[tuple[str, str], tuple[str, tuple[str, str] | None]] = LRUCache(maxsize=10_000)
+
+
+def _learn_facts(version_id: str, profile: str, document: dict[str, Any], digest: str | None = None) -> None:
+    """Derive a config version's digest and live error and keep them (``_FACTS``); at the
+    version's creation, so that the first start of a new instance reads no document.
+    ``digest``: of :func:`config_files`, when the caller has it."""
+    error = None
+    try:
+        get_profile(profile).validate_config(document, purpose="live")
+    except ConfigError as exc:
+        error = (exc.key, exc.message)
+    _FACTS[version_id, profile] = (digest or files_digest(config_files(document)), error)
+
+
+async def _config_facts(session: AsyncSession, instances: list[Instance]) -> dict[str, ConfigFacts]:
+    """Each instance's :class:`ConfigFacts`, by instance id: one query for the versions' ids and
+    accounts, and one for the documents of versions this process has not seen (``_FACTS``).
+
+    Raises:
+        NotFound: an instance without its current config version (the schema prevents it).
+    """
+    if not instances:
+        return {}
+    rows = (await session.execute(
+        select(ConfigVersion.id, ConfigVersion.instance_id, ConfigVersion.account).where(
+            tuple_(ConfigVersion.instance_id, ConfigVersion.version).in_(
+                [(i.id, i.config_version) for i in instances]))
+    )).all()
+    found = {r.instance_id: r for r in rows}
+    for instance in instances:
+        if instance.id not in found:  # pragma: no cover - the schema keeps them together
+            raise NotFound(f"instance {instance.name!r} has no config version {instance.config_version}")
+    unseen = {found[i.id].id: i for i in instances if (found[i.id].id, i.profile) not in _FACTS}
+    if unseen:
+        documents = await session.execute(
+            select(ConfigVersion.id, ConfigVersion.document).where(ConfigVersion.id.in_(list(unseen))))
+        for version_id, document in documents.all():
+            _learn_facts(version_id, unseen[version_id].profile, document)
+    facts = {}
+    for instance in instances:
+        row = found[instance.id]
+        digest, error = _FACTS[row.id, instance.profile]
+        facts[instance.id] = ConfigFacts(digest, row.account, ConfigError(*error) if error else None)
+    return facts
+
+
+async def check_starts(
+    session: AsyncSession, instances: list[Instance],
+) -> tuple[dict[str, ConfigFacts], dict[str, ConfigError]]:
+    """For a start of ``instances``: their :class:`ConfigFacts`, and by instance id why its
+    config cannot run live (a stored config may lack what a live run needs: e.g. a backtest
+    suite config has no ``live.user``; or its account is not stored). The errors are empty
+    when all can start."""
+    facts = await _config_facts(session, instances)
+    errors = await missing_accounts(session, instances, {k: f.account for k, f in facts.items()})
+    for instance_id, fact in facts.items():
+        if fact.live_error is not None:
+            errors[instance_id] = fact.live_error
+    return facts, errors
+
+
 async def apply_command(session: AsyncSession, settings: Settings, instance: Instance, *, restart: bool = False) -> ApplyCommand:
     """The ApplyCommand for the instance's current desired state, spec and generation."""
     return (await apply_commands(session, settings, [instance], restart=restart))[0]
@@ -245,22 +338,18 @@ async def apply_command(session: AsyncSession, settings: Settings, instance: Ins
 
 async def apply_commands(
     session: AsyncSession, settings: Settings, instances: list[Instance], *, restart: bool = False,
-    with_files: bool = True, configs: dict[str, ConfigVersion] | None = None,
 ) -> list[ApplyCommand]:
-    """:func:`apply_command` for many instances, their configs read in one query.
-    ``with_files=False`` leaves the config out of the specs: enough for a stop, which starts
-    nothing (an agent only starts a generation that came with its files, and every start
-    command brings them); 100 stops then carry a few KB instead of the configs (~28 KB each
-    for passivbot's examples), to parse, store and link on the agent too. ``configs``: the
-    instances' :func:`current_configs` when the caller has them already."""
-    if configs is None:
-        configs = await current_configs(session, instances) if with_files else {}
-    return [_command(instance, configs[instance.id].document if with_files else None, settings, restart=restart)
+    """:func:`apply_command` for many instances, their configs read in one query: each
+    command carries its config files (an announce's sync brings them all)."""
+    configs = await current_configs(session, instances)
+    return [_command(instance, configs[instance.id].document, settings, restart=restart)
             for instance in instances]
 
 
 def _command(instance: Instance, document: dict[str, Any] | None, settings: Settings, *,
-             restart: bool = False) -> ApplyCommand:
+             restart: bool = False, digest: str | None = None) -> ApplyCommand:
+    """The instance's ApplyCommand; with ``document`` its files (and their digest), else none
+    and ``digest`` (a start whose files go only where the agent lacks them, a stop)."""
     spec = process_spec(instance, document, settings)
     return ApplyCommand(
         instance_id=instance.id,
@@ -268,17 +357,24 @@ def _command(instance: Instance, document: dict[str, Any] | None, settings: Sett
         desired=DesiredState(instance.desired_state),
         spec=spec,
         restart=restart,
-        files_digest=files_digest(spec.files) if spec.files else None,
+        files_digest=files_digest(spec.files) if spec.files else digest,
     )
 
 
-async def without_sent_files(redis: Redis, host_id: str, commands: list[ApplyCommand]) -> list[ApplyCommand]:
+#: ``files_of(instance ids)``: the config files of those instances, by instance id.
+FilesOf = Callable[[list[str]], Awaitable[dict[str, dict[str, str]]]]
+
+
+async def without_sent_files(redis: Redis, host_id: str, commands: list[ApplyCommand],
+                             files_of: FilesOf | None = None) -> list[ApplyCommand]:
     """``commands`` as they go to ``host_id``'s agent (ApplyCommand.files_digest): one whose
     files were sent to it already (the host's ``streams.agent_files`` hash) names them by
-    digest only; one without files (a stop) names those sent last, which the agent then keeps
-    for the next start; the others carry theirs and are recorded as sent. A wrong guess (an
-    agent that lost its state) costs an announce, whose sync brings every file again. One
-    Redis round trip, two when some files are new."""
+    digest only; one without files or digest (a stop) names those sent last, which the agent
+    then keeps for the next start; the others carry their files and are recorded as sent. A
+    command that names its files by digest alone (a start, see :func:`record_desired`) gets
+    them from ``files_of`` when they were not sent. A wrong guess (an agent that lost its
+    state) costs an announce, whose sync brings every file again. One Redis round trip, two
+    when some files are new."""
     if not commands:
         return commands
     key = streams.agent_files(host_id)
@@ -290,10 +386,17 @@ async def without_sent_files(redis: Redis, host_id: str, commands: list[ApplyCom
             if digest:
                 command = command.model_copy(update={"files_digest": digest})
         elif command.files_digest == digest:
-            command = command.model_copy(update={"spec": command.spec.model_copy(update={"files": {}})})
+            if command.spec.files:
+                command = command.model_copy(update={"spec": command.spec.model_copy(update={"files": {}})})
         else:
             new[command.instance_id] = command.files_digest
         out.append(command)
+    if wanted := [c.instance_id for c in out if c.instance_id in new and not c.spec.files]:
+        if files_of is None:
+            raise ValueError("commands name files by digest alone and no files_of was given")
+        files = await files_of(wanted)
+        out = [c.model_copy(update={"spec": c.spec.model_copy(update={"files": files[c.instance_id]})})
+               if c.instance_id in files else c for c in out]
     if new:
         await redis.hset(key, mapping=new)
     return out
@@ -336,23 +439,6 @@ async def set_desired(
     return instance
 
 
-async def live_config_errors(
-    session: AsyncSession, instances: list[Instance], configs: dict[str, ConfigVersion] | None = None,
-) -> dict[str, ConfigError]:
-    """By instance id, why its config cannot run live (a stored config may lack what a live
-    run needs: e.g. a backtest suite config has no ``live.user``; or its account is not
-    stored). Empty when all can. ``configs``: as for :func:`apply_commands`."""
-    if configs is None:
-        configs = await current_configs(session, instances)
-    errors = await missing_accounts(session, instances, {k: v.document for k, v in configs.items()})
-    for instance in instances:
-        try:
-            get_profile(instance.profile).validate_config(configs[instance.id].document, purpose="live")
-        except ConfigError as exc:
-            errors[instance.id] = exc
-    return errors
-
-
 async def set_desired_many(
     session: AsyncSession, redis: Redis, settings: Settings, instances: list[Instance],
     desired: DesiredState, *, restart: bool = False, action: str,
@@ -368,26 +454,27 @@ async def set_desired_many(
     """
     if not instances:
         return
-    configs: dict[str, ConfigVersion] = {}
+    facts: dict[str, ConfigFacts] = {}
     if desired == DesiredState.RUNNING:
-        configs = await current_configs(session, instances)
-        errors = await live_config_errors(session, instances, configs)
+        facts, errors = await check_starts(session, instances)
         if errors:
             raise next(iter(errors.values()))
-    await record_desired(session, redis, settings, instances, desired, configs, restart=restart, action=action)
+    await record_desired(session, redis, settings, instances, desired, facts, restart=restart, action=action)
 
 
 async def record_desired(
     session: AsyncSession, redis: Redis, settings: Settings, instances: list[Instance],
-    desired: DesiredState, configs: dict[str, ConfigVersion], *, restart: bool = False, action: str,
+    desired: DesiredState, facts: dict[str, ConfigFacts], *, restart: bool = False, action: str,
 ) -> None:
     """:func:`set_desired_many` without its check: for a caller that has checked each start
-    itself with :func:`live_config_errors` (a bulk action, which leaves out the ones that
-    fail). ``configs``: the instances' :func:`current_configs` (may be empty for a stop)."""
+    itself with :func:`check_starts` (a bulk action, which leaves out the ones that fail).
+    ``facts``: the instances' :class:`ConfigFacts` from it (may be empty for a stop). A start
+    names its files by digest; their documents are read only for an agent that lacks them."""
     if not instances:
         return
     events = []
     now = utcnow()
+    starting = desired == DesiredState.RUNNING
     for instance in instances:
         instance.desired_state = desired
         instance.generation += 1
@@ -395,13 +482,20 @@ async def record_desired(
             time=now, kind="instance.command", instance_id=instance.id, host_id=instance.host_id,
             data={"action": action, "desired": desired, "generation": instance.generation},
         ))
-    commands = await apply_commands(session, settings, instances, restart=restart,
-                                    with_files=desired == DesiredState.RUNNING, configs=configs)
+    commands = [_command(instance, None, settings, restart=restart,
+                         digest=facts[instance.id].files_digest if starting else None)
+                for instance in instances]
     session.add_all(events)
     await session.commit()
-    if desired == DesiredState.RUNNING:  # the hosts' api-keys.json before the starts
+    if starting:  # the hosts' api-keys.json before the starts
         await notify_hosts(session, redis, settings, [i.host_id for i in instances])
-    messages = await _command_messages(redis, instances, commands)
+
+    async def files_of(ids: list[str]) -> dict[str, dict[str, str]]:
+        wanted = set(ids)
+        configs = await current_configs(session, [i for i in instances if i.id in wanted])
+        return {instance_id: config_files(row.document) for instance_id, row in configs.items()}
+
+    messages = await _command_messages(redis, instances, commands, files_of)
     async with redis.pipeline(transaction=False) as pipe:
         for host_id, message in messages:
             pipe.xadd(streams.agent_commands(host_id), {"data": message.model_dump_json()},
@@ -419,15 +513,15 @@ SYNC_FILES_BYTES = 700_000
 
 
 async def _command_messages(
-    redis: Redis, instances: list[Instance], commands: list[ApplyCommand],
+    redis: Redis, instances: list[Instance], commands: list[ApplyCommand], files_of: FilesOf,
 ) -> list[tuple[str, ApplyCommand | SyncCommand]]:
     """``(host id, message)`` for each command stream entry: the commands for one host (files
-    :func:`without_sent_files`) go as SyncCommands (one alone as its ApplyCommand), split
-    where their files would pass ``SYNC_FILES_BYTES``. The agent takes each in one read: it
-    signals the bots of a stop back to back (sent one by one, the later commands reached it
-    while the first bots' exits held the cores: the last SIGINT went 0.44 s after the first in
-    the fleet bench), and prepares all the starts before it hands them to its spawner's
-    threads (``agent.process.Spawner``)."""
+    :func:`without_sent_files`, read with ``files_of``) go as SyncCommands (one alone as its
+    ApplyCommand), split where their files would pass ``SYNC_FILES_BYTES``. The agent takes
+    each in one read: it signals the bots of a stop back to back (sent one by one, the later
+    commands reached it while the first bots' exits held the cores: the last SIGINT went
+    0.44 s after the first in the fleet bench), and prepares all the starts before it hands
+    them to its spawner's threads (``agent.process.Spawner``)."""
     by_host: dict[str, list[ApplyCommand]] = {}
     for instance, command in zip(instances, commands, strict=True):
         by_host.setdefault(instance.host_id, []).append(command)
@@ -435,7 +529,7 @@ async def _command_messages(
     for host_id, group in by_host.items():
         chunk: list[ApplyCommand] = []
         size = 0
-        for command in await without_sent_files(redis, host_id, group):
+        for command in await without_sent_files(redis, host_id, group, files_of):
             files = sum(len(text) for text in command.spec.files.values())
             if chunk and size + files > SYNC_FILES_BYTES:
                 chunks.append((host_id, chunk))
@@ -493,6 +587,7 @@ async def put_config(
     session.add(row)
     instance.config_version = row.version
     await session.flush()
+    _learn_facts(row.id, instance.profile, document)
     await _push_spec(session, redis, settings, instance, "instance.config", {"version": row.version})
     return row
 

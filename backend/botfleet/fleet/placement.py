@@ -18,16 +18,16 @@ from redis.asyncio import Redis
 from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from botfleet.db.models import ConfigVersion, Host, Instance
+from botfleet.db.models import Host, Instance
 from botfleet.fleet.accounts import notify_hosts
 from botfleet.fleet.errors import Conflict, Invalid
 from botfleet.fleet.events import publish_event, record_event
 from botfleet.fleet.instances import (
     IDLE_STATES,
+    ConfigFacts,
     _host,
     apply_command,
-    current_configs,
-    live_config_errors,
+    check_starts,
     record_desired,
     send_command,
     set_desired,
@@ -137,11 +137,10 @@ async def bulk_action(session: AsyncSession, redis: Redis, settings: Settings, a
     )).all()
     found = {key: row for row in rows for key in (row.id, row.name)}
     desired = DesiredState.STOPPED if action == "stop" else DesiredState.RUNNING
-    configs: dict[str, ConfigVersion] = {}
+    facts: dict[str, ConfigFacts] = {}
     errors: dict[str, ConfigError] = {}
     if desired == DesiredState.RUNNING:
-        configs = await current_configs(session, list(rows))
-        errors = await live_config_errors(session, list(rows), configs)
+        facts, errors = await check_starts(session, list(rows))
     failed: dict[str, BulkResult] = {}
     chosen: dict[str, Instance] = {}
     for ident in ids:
@@ -152,7 +151,7 @@ async def bulk_action(session: AsyncSession, redis: Redis, settings: Settings, a
             failed[ident] = BulkResult(id=instance.id, ok=False, status=422, detail=str(errors[instance.id]))
         else:
             chosen[instance.id] = instance
-    await record_desired(session, redis, settings, list(chosen.values()), desired, configs,
+    await record_desired(session, redis, settings, list(chosen.values()), desired, facts,
                          restart=action == "restart", action=action)
     results = []
     for ident in ids:
