@@ -16,7 +16,7 @@ from redis.asyncio import Redis
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from botfleet.db.models import Host
+from botfleet.db.models import Event, Host
 from botfleet.db.session import create_engine, create_sessionmaker
 from botfleet.fleet import agents, streams
 from botfleet.fleet.agents import announce, take_batch
@@ -143,3 +143,8 @@ async def test_a_batch_of_state_changes_is_stored_and_streamed_in_its_order(
     async with sessions() as session:
         stored = (await session.scalars(select(Instance).where(Instance.id.in_(ids)))).all()
         assert {(r.state, r.pid) for r in stored} == {("STOPPED", None)}
+        # One INSERT for all six (Event._sentinel): each id is still its own event's row.
+        rows = {e.id: e for e in (await session.scalars(
+            select(Event).where(Event.id.in_([e["id"] for e in published])))).all()}
+        assert [(rows[e["id"]].instance_id, rows[e["id"]].data["new"]) for e in published] == \
+            [(c.instance_id, c.new) for c in changes]

@@ -23,7 +23,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
 )
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, orm_insert_sentinel
 from sqlalchemy.types import TypeDecorator
 
 __all__ = [
@@ -240,6 +240,12 @@ class Event(Base):
     instance_id: Mapped[str | None] = mapped_column(String(36), default=None, index=True)
     job_id: Mapped[str | None] = mapped_column(String(36), default=None, index=True)
     data: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    #: Lets SQLAlchemy insert many events in one statement and still give each its id
+    #: (insertmanyvalues with ordered RETURNING). SQLite cannot tie new rowids to the order
+    #: of the rows otherwise, and SQLAlchemy then sends one INSERT per event: 43 state changes
+    #: in one agent batch were 43 round trips through the driver's thread, each waiting for a
+    #: core while the bots of a bulk start took them. NULL outside an insert of many.
+    _sentinel: Mapped[int | None] = orm_insert_sentinel()
 
 
 class Job(Base):
