@@ -235,6 +235,11 @@ async def test_sse_streams_end_cleanly_when_the_api_shuts_down(stack: Stack, api
     assert "Application shutdown complete" in log and "without completing response" not in log
 
 
+async def command_entries(redis: Any, key: str) -> list[dict[str, Any]]:
+    """Every command on the host's command stream ``key``, decoded, oldest first."""
+    return [json.loads(fields["data"]) for _, fields in await redis.xrange(key)]
+
+
 async def _has_sync(entries: Any, after: int) -> bool:
     return any(c["kind"] == "sync" for c in (await entries)[after:])
 
@@ -254,20 +259,17 @@ async def test_a_bulk_start_and_stop_reach_the_agent_as_one_command_each_and_sto
     key = streams.agent_commands((await api.get("/api/v1/hosts/local")).json()["id"])
 
     async def queued_by(request: Any) -> list[dict[str, Any]]:
-        before = len(await redis.xrange(key))
+        before = len(await command_entries(redis, key))
         await request
-        entries = [json.loads(fields["data"]) for _, fields in (await redis.xrange(key))[before:]]
+        entries = (await command_entries(redis, key))[before:]
         return [c for c in entries if c["kind"] != "credentials"]  # api-keys.json goes first
 
     async def bulk(action: str) -> None:
         results = (await api.post("/api/v1/instances/bulk", json={"action": action, "ids": ids})).json()
         assert all(r["ok"] for r in results), results
 
-    async def entries() -> list[dict[str, Any]]:
-        return [json.loads(fields["data"]) for _, fields in await redis.xrange(key)]
-
     try:
-        await wait_for(lambda: _has_sync(entries(), 0), 30, what="the agent's announce")
+        await wait_for(lambda: _has_sync(command_entries(redis, key), 0), 30, what="the agent's announce")
         created = [(await queued_by(create(api, f"bulk-{i}")))[0] for i in range(3)]
         ids = [c["instance_id"] for c in created]
         starts = await queued_by(bulk("start"))
@@ -309,20 +311,17 @@ async def test_a_start_brings_the_config_when_the_api_has_no_record_of_sending_i
     host_id = (await api.get("/api/v1/hosts/local")).json()["id"]
     key = streams.agent_commands(host_id)
 
-    async def entries() -> list[dict[str, Any]]:
-        return [json.loads(fields["data"]) for _, fields in await redis.xrange(key)]
-
     try:
-        await wait_for(lambda: _has_sync(entries(), 0), 30, what="the agent's announce")
-        before = len(await entries())
+        await wait_for(lambda: _has_sync(command_entries(redis, key), 0), 30, what="the agent's announce")
+        before = len(await command_entries(redis, key))
         bot = await create(api, "resent")
-        [created] = [c for c in (await entries())[before:] if c["kind"] != "credentials"]
+        [created] = [c for c in (await command_entries(redis, key))[before:] if c["kind"] != "credentials"]
         await redis.delete(streams.agent_files(host_id))
-        before = len(await entries())
+        before = len(await command_entries(redis, key))
         r = await api.post(f"/api/v1/instances/{bot['id']}/start")
         assert r.status_code == 202, r.text
         await until_state(api, bot["id"], "RUNNING")
-        [start] = [c for c in (await entries())[before:] if c["kind"] != "credentials"]
+        [start] = [c for c in (await command_entries(redis, key))[before:] if c["kind"] != "credentials"]
         assert await redis.hget(streams.agent_files(host_id), bot["id"]) == created["files_digest"]
     finally:
         await redis.aclose()
@@ -352,18 +351,15 @@ async def test_an_agent_that_lost_a_config_asks_for_it_and_starts_with_it(
     redis = Redis.from_url(stack.env["BOTFLEET_REDIS_URL"], decode_responses=True)
     key = streams.agent_commands(bot["host_id"])
 
-    async def entries() -> list[dict[str, Any]]:
-        return [json.loads(fields["data"]) for _, fields in await redis.xrange(key)]
-
     try:
-        restarted = len(await entries())
+        restarted = len(await command_entries(redis, key))
         stack.start("agent")
-        await wait_for(lambda: _has_sync(entries(), restarted), 30, what="the new agent's announce")
-        before = len(await entries())
+        await wait_for(lambda: _has_sync(command_entries(redis, key), restarted), 30, what="the new agent's announce")
+        before = len(await command_entries(redis, key))
         r = await api.post(f"/api/v1/instances/{bot['id']}/start")
         assert r.status_code == 202, r.text
         await until_state(api, bot["id"], "RUNNING")
-        after = (await entries())[before:]
+        after = (await command_entries(redis, key))[before:]
     finally:
         await redis.aclose()
     config = next(stack.home.rglob(f"instances/{bot['id']}/config.json"))

@@ -240,11 +240,19 @@ async def current_configs(session: AsyncSession, instances: list[Instance]) -> d
     config is ~28 KB of JSON to decode: load them once per request)."""
     if not instances:
         return {}
-    wanted = {i.id: i.config_version for i in instances}
-    rows = await session.scalars(select(ConfigVersion).where(
-        tuple_(ConfigVersion.instance_id, ConfigVersion.version).in_(list(wanted.items()))
-    ))
-    found = {r.instance_id: r for r in rows}
+    rows = await session.scalars(select(ConfigVersion).where(_current_versions(instances)))
+    return _each_found(instances, {r.instance_id: r for r in rows})
+
+
+def _current_versions(instances: list[Instance]) -> Any:
+    """The WHERE clause picking ``instances``' current config versions."""
+    return tuple_(ConfigVersion.instance_id, ConfigVersion.version).in_(
+        [(i.id, i.config_version) for i in instances])
+
+
+def _each_found(instances: list[Instance], found: dict[str, Any]) -> dict[str, Any]:
+    """``found`` (by instance id), once every instance is in it. Raises NotFound for an
+    instance without its current config version (the schema keeps them together)."""
     for instance in instances:
         if instance.id not in found:  # pragma: no cover - the schema keeps them together
             raise NotFound(f"instance {instance.name!r} has no config version {instance.config_version}")
@@ -295,13 +303,8 @@ async def _config_facts(session: AsyncSession, instances: list[Instance]) -> dic
         return {}
     rows = (await session.execute(
         select(ConfigVersion.id, ConfigVersion.instance_id, ConfigVersion.account).where(
-            tuple_(ConfigVersion.instance_id, ConfigVersion.version).in_(
-                [(i.id, i.config_version) for i in instances]))
-    )).all()
-    found = {r.instance_id: r for r in rows}
-    for instance in instances:
-        if instance.id not in found:  # pragma: no cover - the schema keeps them together
-            raise NotFound(f"instance {instance.name!r} has no config version {instance.config_version}")
+            _current_versions(instances)))).all()
+    found = _each_found(instances, {r.instance_id: r for r in rows})
     unseen = {found[i.id].id: i for i in instances if (found[i.id].id, i.profile) not in _FACTS}
     if unseen:
         documents = await session.execute(
