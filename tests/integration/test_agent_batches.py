@@ -148,3 +148,48 @@ async def test_a_batch_of_state_changes_is_stored_and_streamed_in_its_order(
             select(Event).where(Event.id.in_([e["id"] for e in published])))).all()}
         assert [(rows[e["id"]].instance_id, rows[e["id"]].data["new"]) for e in published] == \
             [(c.instance_id, c.new) for c in changes]
+
+
+async def test_lines_one_read_brings_are_taken_together_each_once_and_in_order(
+    sessions: async_sessionmaker[AsyncSession], settings: Settings, redis: Redis
+) -> None:
+    # An api that fell behind reads several batches at once: they are taken together, a
+    # resend among them (seq 1, taken before) is skipped, the reply acknowledges the highest.
+    host_id = await _online_host(sessions)
+
+    def line(seq: int) -> bytes:
+        batch = EventBatch(run_id="run-1", seq=seq, events=[LogLines(
+            instance_id="i1", first_seq=seq * 10, lines=[f"line {seq}.{n}" for n in range(2)])])
+        return batch.model_dump_json().encode() + b"\n"
+
+    async with sessions() as session:
+        assert await take_batch(session, redis, settings, host_id, EventBatch.model_validate_json(line(1)))
+
+    async def body() -> AsyncIterator[bytes]:
+        yield line(1) + line(2) + line(3)[:10]  # three lines, the third unfinished
+        yield line(3)[10:] + line(4)
+
+    async with sessions() as session:
+        reply = await agents.take_upload(session, redis, settings, host_id, body())
+    assert (reply.accepted, reply.last_seq) == (3, 4)
+    lines = [fields["line"] for _id, fields in await redis.xrange(streams.instance_logs("i1"))]
+    assert lines == [f"line {seq}.{n}" for seq in (1, 2, 3, 4) for n in range(2)]
+
+
+async def test_a_bad_line_among_others_keeps_those_before_it_and_drops_those_after(
+    sessions: async_sessionmaker[AsyncSession], settings: Settings, redis: Redis
+) -> None:
+    from botfleet.fleet.errors import Invalid
+
+    host_id = await _online_host(sessions)
+    good = [EventBatch(run_id="run-1", seq=seq, events=[LogLines(instance_id="i1", first_seq=seq, lines=[f"l{seq}"])])
+            .model_dump_json().encode() for seq in (1, 2)]
+
+    async def body() -> AsyncIterator[bytes]:
+        yield good[0] + b'\n{"run_id": "run-1"}\n' + good[1] + b"\n"
+
+    async with sessions() as session:
+        with pytest.raises(Invalid, match="line 2 of the event upload is not an EventBatch"):
+            await agents.take_upload(session, redis, settings, host_id, body())
+    assert [f["line"] for _id, f in await redis.xrange(streams.instance_logs("i1"))] == ["l1"]
+    assert await redis.hget(streams.agent_batches(host_id), "run-1") == "1"

@@ -40,7 +40,7 @@ from botfleet.protocol import (
 from botfleet.settings import Settings
 from botfleet.tasks import background
 
-__all__ = ["announce", "mark_offline_hosts", "take_batch", "take_upload"]
+__all__ = ["announce", "mark_offline_hosts", "take_batch", "take_batches", "take_upload"]
 
 log = structlog.get_logger(__name__)
 
@@ -130,8 +130,9 @@ async def take_upload(
 ) -> EventBatchReply:
     """Take an agent's upload as it arrives: ``body`` is NDJSON (``application/x-ndjson``), one
     :class:`EventBatch` per line, pieces split anywhere; a body of one batch without a line
-    end is one batch too. Each batch is applied with :func:`take_batch` as soon as its line is
-    complete, so a line reaches its readers while the upload goes on. Returns how many batches
+    end is one batch too. Batches are applied with :func:`take_batches` as soon as their lines
+    are complete (those one read of the body brought, together), so a line reaches its readers
+    while the upload goes on. Returns how many batches
     were new and the highest ``seq`` of the run taken so far (``last_seq``): the agent forgets
     what it kept for a resend up to it.
 
@@ -147,26 +148,31 @@ async def take_upload(
     Raises:
         Invalid: line N is not an EventBatch (nothing after it was taken).
         NotFound: the host is gone.
-        Conflict: the host is marked offline (see :func:`take_batch`); raised at once.
+        Conflict: the host is marked offline (see :func:`take_batches`); raised at once.
     """
     accepted, run_id, error = 0, None, None
     number = 0
 
-    async def take(line: bytes) -> None:
+    async def take(lines: list[bytes]) -> None:
+        """Take the complete lines one read brought, all together (:func:`take_batches`): an
+        api that fell behind (a burst of starts on busy cores) catches up in one go."""
         nonlocal accepted, run_id, error, number
-        number += 1
-        if error is not None or not line.strip():
+        batches = []
+        for line in lines:
+            number += 1
+            if error is not None or not line.strip():
+                continue
+            try:
+                batches.append(_BATCH.validate_json(line))
+            except ValidationError as exc:
+                error = Invalid(f"line {number} of the event upload is not an EventBatch: "
+                                f"{str(exc)[:500]}", key="events")
+        if not batches:
             return
+        run_id = batches[-1].run_id
         try:
-            batch = _BATCH.validate_json(line)
-        except ValidationError as exc:
-            error = Invalid(f"line {number} of the event upload is not an EventBatch: "
-                            f"{str(exc)[:500]}", key="events")
-            return
-        run_id = batch.run_id
-        try:
-            with anyio.CancelScope(shield=True):  # a batch is taken whole or not at all
-                accepted += await take_batch(session, redis, settings, host_id, batch)
+            with anyio.CancelScope(shield=True):  # batches are taken whole or not at all
+                accepted += await take_batches(session, redis, settings, host_id, batches)
         except NotFound as exc:
             error = exc
 
@@ -180,9 +186,8 @@ async def take_upload(
                     continue
                 lines = pending.split(b"\n")
                 pending = bytearray(lines.pop())
-                for line in lines:
-                    await take(line)
-            await take(bytes(pending))
+                await take(lines)
+            await take([bytes(pending)])
         except Exception as exc:  # raised as it is below, not wrapped in the task group's
             failure = exc
         scope.cancel()  # the body ended (or failed): stop watching
@@ -223,28 +228,39 @@ APPEND_LINES_MAX = 1000
 async def take_batch(
     session: AsyncSession, redis: Redis, settings: Settings, host_id: str, batch: EventBatch
 ) -> bool:
-    """Apply one event batch from an agent, exactly once per (run_id, seq); returns False when
-    it had already been taken (a resend), True otherwise. Batches of one host are taken one
-    at a time across every api process (a Redis lock, :data:`TAKE_LOCK_TIMEOUT`): after a
-    lost link the agent resends on a new upload while the old one may still be applying the
-    same batch, possibly on another replica.
+    """:func:`take_batches` of one batch: False when it had already been taken (a resend)."""
+    return await take_batches(session, redis, settings, host_id, [batch]) == 1
+
+
+async def take_batches(
+    session: AsyncSession, redis: Redis, settings: Settings, host_id: str, batches: list[EventBatch]
+) -> int:
+    """Apply event batches from an agent, in their order, each exactly once per (run_id,
+    seq); returns how many were new (those already taken, resends, are skipped). Batches of
+    one host are taken one call at a time across every api process (a Redis lock,
+    :data:`TAKE_LOCK_TIMEOUT`): after a lost link the agent resends on a new upload while the
+    old one may still be applying the same batches, possibly on another replica.
 
     State changes update the instance rows and become ``instance.state`` events; log lines go
-    to the instances' log streams; metrics update the host and mark it seen and online. A
-    batch of log lines only touches Redis alone (the hot path: a bot's line to its readers);
-    the agent's metrics, every few seconds, keep the host's ``last_seen_at`` fresh.
+    to the instances' log streams; metrics update the host and mark it seen and online. The
+    batches of one call share one lock, one transaction and one Redis pipeline: under a
+    burst (a start of 100 bots on 2 busy cores) each of those round trips waited tens of ms
+    for a core, and an api taking batches one by one fell ~0.9 s behind the agent
+    (docs/benchmarks.md). Log lines alone touch Redis alone (the hot path: a bot's line to
+    its readers); the agent's metrics, every few seconds, keep the host's ``last_seen_at``
+    fresh.
 
     Raises:
         NotFound: the host is gone.
         Conflict: the host is marked offline (its instances UNKNOWN): the agent must announce
             again, so that its snapshot is reconciled, before its batches are taken.
         redis.exceptions.LockError: another process held the host's lock for
-            TAKE_LOCK_WAIT seconds (the agent resends the batch).
+            TAKE_LOCK_WAIT seconds (the agent resends the batches).
     """
     lock = redis.lock(streams.agent_take_lock(host_id), timeout=TAKE_LOCK_TIMEOUT,
                       blocking_timeout=TAKE_LOCK_WAIT)
     async with lock, background(_keep_lock(lock), name=f"batch lock {host_id}"):
-        return await _take_batch(session, redis, settings, host_id, batch)
+        return await _take_batches(session, redis, settings, host_id, batches)
 
 
 async def _keep_lock(lock: Lock) -> None:
@@ -254,15 +270,30 @@ async def _keep_lock(lock: Lock) -> None:
         await lock.reacquire()
 
 
-async def _take_batch(
-    session: AsyncSession, redis: Redis, settings: Settings, host_id: str, batch: EventBatch
-) -> bool:
+async def _new_batches(redis: Redis, dedupe: str, batches: list[EventBatch]) -> tuple[list[EventBatch], dict[str, int]]:
+    """The batches not taken yet (seq above the highest taken of their run, in the host's
+    dedupe hash ``dedupe``) and the highest seq per run after them."""
+    runs = list(dict.fromkeys(b.run_id for b in batches))
+    taken = dict(zip(runs, await redis.hmget(dedupe, runs), strict=True))
+    last = {run: int(seq or 0) for run, seq in taken.items()}
+    new = []
+    for batch in batches:
+        if batch.seq > last[batch.run_id]:
+            last[batch.run_id] = batch.seq
+            new.append(batch)
+    return new, last
+
+
+async def _take_batches(
+    session: AsyncSession, redis: Redis, settings: Settings, host_id: str, batches: list[EventBatch]
+) -> int:
     dedupe = streams.agent_batches(host_id)
-    last = await redis.hget(dedupe, batch.run_id)
-    if last is not None and int(last) >= batch.seq:
-        return False
-    changes = [e for e in batch.events if isinstance(e, StateChange)]
-    metrics = [e for e in batch.events if isinstance(e, MetricsEvent)]
+    batches, last = await _new_batches(redis, dedupe, batches)
+    if not batches:
+        return 0
+    every = [e for b in batches for e in b.events]
+    changes = [e for e in every if isinstance(e, StateChange)]
+    metrics = [e for e in every if isinstance(e, MetricsEvent)]
     events: list[Event] = []
     if changes or metrics:
         host = await session.get(Host, host_id)
@@ -270,7 +301,7 @@ async def _take_batch(
             raise NotFound(f"host {host_id} was deleted: stop this agent")
         if host.status == "offline":
             # Its instances were set UNKNOWN: only a fresh snapshot can say what runs. The
-            # agent answers a 409 by announcing again, then sends this batch once more.
+            # agent answers a 409 by announcing again, then sends these batches once more.
             raise Conflict(f"host {host.name!r} was offline: announce again so that its snapshot is reconciled")
         host.last_seen_at = utcnow()
         if metrics:
@@ -281,7 +312,7 @@ async def _take_batch(
             events.append(status_event)
         events += await _take_state_changes(session, host_id, changes)
         await session.commit()
-    logs = [e for e in batch.events if isinstance(e, LogLines)]
+    logs = [e for e in every if isinstance(e, LogLines)]
     append = redis.register_script(APPEND_LINES)
     async with redis.pipeline(transaction=False) as pipe:
         for chunk in logs:
@@ -295,11 +326,11 @@ async def _take_batch(
                 pipe.xadd(key, {"line": f"[botfleet] {chunk.dropped} lines were not streamed (output too fast); "
                                         "they are in the log file on the host", "seq": -1},
                           maxlen=settings.log_stream_maxlen, approximate=True)
-        pipe.hset(dedupe, batch.run_id, batch.seq)
+        pipe.hset(dedupe, mapping=last)
         pipe.expire(dedupe, 7 * 24 * 3600)
         queue_events(pipe, events, maxlen=settings.events_stream_maxlen)
         await pipe.execute()
-    return True
+    return len(batches)
 
 
 async def _take_state_changes(session: AsyncSession, host_id: str, changes: list[StateChange]) -> list[Event]:
