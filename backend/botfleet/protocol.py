@@ -30,6 +30,10 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 __all__ = [
+    "COMMAND_PING",
+    "COMMAND_SILENCE",
+    "PLACEHOLDERS",
+    "PROTOCOL_VERSION",
     "AgentEvent",
     "Announce",
     "AnnounceReply",
@@ -37,13 +41,10 @@ __all__ = [
     "Autorestart",
     "Command",
     "CredentialsCommand",
-    "HostCredentials",
     "DesiredState",
     "EventBatch",
     "EventBatchReply",
-    "encode_batch",
-    "encode_log_lines",
-    "files_digest",
+    "HostCredentials",
     "HostMetrics",
     "InstanceSnapshot",
     "InstanceState",
@@ -54,10 +55,9 @@ __all__ = [
     "StateChange",
     "StopStep",
     "SyncCommand",
-    "COMMAND_PING",
-    "COMMAND_SILENCE",
-    "PLACEHOLDERS",
-    "PROTOCOL_VERSION",
+    "encode_batch",
+    "encode_log_lines",
+    "files_digest",
 ]
 
 #: 2: events as a streamed NDJSON upload, EventBatchReply.last_seq; 3: command-stream pings

@@ -16,7 +16,7 @@ from botfleet.db.models import Host, User
 from botfleet.fleet.errors import Unauthorized
 from botfleet.settings import Settings
 
-__all__ = ["dependencies", "Page", "page_params"]
+__all__ = ["Page", "dependencies", "page_params"]
 
 
 async def provide_session(state: State) -> AsyncIterator[AsyncSession]:

@@ -18,9 +18,8 @@ from sse_starlette import EventSourceResponse, ServerSentEvent
 from botfleet.api.sse import follow_stream, resume_id, sse_response
 from botfleet.db.models import ConfigVersion, Event, Instance, User
 from botfleet.fleet import instances as service
+from botfleet.fleet import placement, streams
 from botfleet.fleet.configs import config_diff
-from botfleet.fleet import placement
-from botfleet.fleet import streams
 from botfleet.fleet.errors import NotFound
 from botfleet.fleet.events import event_payload
 from botfleet.protocol import Autorestart, DesiredState

@@ -1,6 +1,6 @@
 """Persistence: SQLAlchemy models, engine and session factory, migrations runner."""
 
-from botfleet.db.models import *  # noqa: F403
+from botfleet.db.models import *
 from botfleet.db.models import __all__ as _models_all
 from botfleet.db.session import create_engine, create_sessionmaker
 

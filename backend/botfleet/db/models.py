@@ -37,8 +37,8 @@ __all__ = [
     "Job",
     "JobKind",
     "JobStatus",
-    "User",
     "UTCDateTime",
+    "User",
     "new_id",
     "utcnow",
 ]

@@ -34,23 +34,23 @@ from botfleet.protocol import (
 from botfleet.settings import Settings
 
 __all__ = [
+    "CONFIG_FILE",
+    "SUPERVISION_KEYS",
+    "ConfigFacts",
+    "InstanceDraft",
     "apply_command",
     "apply_commands",
     "check_starts",
-    "CONFIG_FILE",
-    "ConfigFacts",
-    "InstanceDraft",
     "config_files",
-    "current_configs",
-    "SUPERVISION_KEYS",
     "create_instance",
+    "current_configs",
     "delete_instance",
     "get_instance",
     "list_instances",
     "process_spec",
     "put_config",
-    "record_sent_files",
     "record_desired",
+    "record_sent_files",
     "send_command",
     "set_desired",
     "set_desired_many",
@@ -111,7 +111,7 @@ def _check_supervision(supervision: dict[str, Any]) -> dict[str, Any]:
     if unknown:
         raise Invalid(
             f"unknown supervision setting(s) {sorted(unknown)}; allowed: {', '.join(SUPERVISION_KEYS)}",
-            key=f"supervision.{sorted(unknown)[0]}",
+            key=f"supervision.{min(unknown)}",
         )
     try:
         spec = ProcessSpec(argv=["x"], **supervision)

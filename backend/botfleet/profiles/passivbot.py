@@ -15,9 +15,8 @@ config carries this job's ``base_dir`` and moves it into the job dir.
 
 from __future__ import annotations
 
-from abc import abstractmethod
-
 import copy
+from abc import abstractmethod
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
