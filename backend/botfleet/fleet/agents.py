@@ -132,9 +132,8 @@ async def take_upload(
     :class:`EventBatch` per line, pieces split anywhere; a body of one batch without a line
     end is one batch too. Batches are applied with :func:`take_batches` as soon as their lines
     are complete (those one read of the body brought, together), so a line reaches its readers
-    while the upload goes on. Returns how many batches
-    were new and the highest ``seq`` of the run taken so far (``last_seq``): the agent forgets
-    what it kept for a resend up to it.
+    while the upload goes on. Returns how many batches were new and the highest ``seq`` of the
+    run taken so far (``last_seq``): the agent forgets what it kept for a resend up to it.
 
     ``stopping`` is checked every ``poll`` seconds: once it is true (the server shuts down)
     reading ends, between two batches, and the reply goes at once, so an open upload never
@@ -245,7 +244,7 @@ async def take_batches(
     to the instances' log streams; metrics update the host and mark it seen and online. The
     batches of one call share one lock, one transaction and one Redis pipeline: under a
     burst (a start of 100 bots on 2 busy cores) each of those round trips waited tens of ms
-    for a core, and an api taking batches one by one fell ~0.9 s behind the agent
+    for a core, and an api taking batches one by one fell up to ~0.9 s behind the agent
     (docs/benchmarks.md). Log lines alone touch Redis alone (the hot path: a bot's line to
     its readers); the agent's metrics, every few seconds, keep the host's ``last_seen_at``
     fresh.
